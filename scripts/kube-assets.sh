@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Installs the real Kubernetes binaries mesh-run's sandbox and tests run:
+# etcd, kube-apiserver, kube-controller-manager and kubectl, one folder per
+# version under ~/.cache/mesh-run/kube/<version>/bin.
+#
+#   scripts/kube-assets.sh              # the current version (default for sandbox and tests)
+#   scripts/kube-assets.sh 1.20.2       # Debian's 1.20.2 (built from Debian's source package)
+#   scripts/kube-assets.sh all          # both
+#
+# A second run with the cache present finishes in well under a second.
+# If KUBEBUILDER_ASSETS names a folder holding etcd and kube-apiserver (the
+# envtest convention), nothing is built: mesh-run uses that folder.
+set -euo pipefail
+
+CURRENT=1.37.2          # newest k8s.io/kubernetes the Go module proxy serves that builds with Go 1.26
+ETCD_CURRENT=v3.7.3     # kube-apiserver 1.37 speaks etcd 3.7's API
+LEGACY=1.20.2
+CACHE_ROOT="${MESH_RUN_CACHE:-$HOME/.cache/mesh-run}"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+log() { printf 'kube-assets: %s\n' "$*" >&2; }
+
+have_all() { # have_all DIR -> true if DIR holds every binary
+  local d=$1
+  for b in etcd kube-apiserver kube-controller-manager kubectl; do [ -x "$d/$b" ] || return 1; done
+}
+
+build_current() {
+  local version=$CURRENT dest="$CACHE_ROOT/kube/$CURRENT/bin"
+  if have_all "$dest"; then log "$version: cached in $dest"; return; fi
+  command -v go >/dev/null || { log "Go is required to build Kubernetes $version (install Go 1.26+)"; exit 1; }
+  local staging="v0.${version#1.}"
+  local work="$CACHE_ROOT/build/kube-$version"
+  mkdir -p "$work" "$dest"
+  log "$version: building kube-apiserver, kube-controller-manager, kubectl from k8s.io/kubernetes@v$version (first time: ~10-20 min on 2 cores)"
+  # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them
+  # with folders of its own tree; outside that tree we replace each with the
+  # published module of the same release.
+  go mod download -json "k8s.io/kubernetes@v$version" >/dev/null
+  local kmod
+  kmod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/v$version.mod"
+  {
+    echo "module meshrun.local/kube-build"
+    echo
+    echo "go 1.26.0"
+    echo
+    echo "require k8s.io/kubernetes v$version"
+    echo
+    echo "replace ("
+    sed -n 's#^\t\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\1#p' "$kmod" | while read -r m; do
+      printf '\t%s => %s %s\n' "$m" "$m" "$staging"
+    done
+    echo ")"
+  } >"$work/go.mod"
+  (
+    cd "$work"
+    export CGO_ENABLED=0 GOFLAGS=-mod=mod
+    for cmd in kube-apiserver kube-controller-manager kubectl; do
+      log "$version: go build $cmd"
+      go build -trimpath -ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$version -X k8s.io/client-go/pkg/version.gitVersion=v$version" \
+        -o "$dest/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
+      mv "$dest/$cmd.tmp" "$dest/$cmd"
+    done
+  )
+  local ework="$CACHE_ROOT/build/etcd-$ETCD_CURRENT"
+  mkdir -p "$ework"
+  cp "$HERE/kube-build/etcd/main.go" "$ework/main.go"
+  (
+    cd "$ework"
+    [ -f go.mod ] || printf 'module meshrun.local/etcd-build\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_CURRENT" >go.mod
+    export CGO_ENABLED=0 GOFLAGS=-mod=mod
+    log "$version: go build etcd $ETCD_CURRENT"
+    go build -trimpath -ldflags="-s -w" -o "$dest/etcd.tmp" .
+    mv "$dest/etcd.tmp" "$dest/etcd"
+  )
+  log "$version: ready in $dest"
+}
+
+build_legacy() {
+  local version=$LEGACY dest="$CACHE_ROOT/kube/$LEGACY/bin"
+  if have_all "$dest"; then log "$version: cached in $dest"; return; fi
+  mkdir -p "$dest"
+  log "$version: installing Debian's etcd-server, kubernetes-client, golang-go, rsync"
+  if [ ! -f /etc/apt/sources.list.d/debian-src.sources ]; then
+    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >/etc/apt/sources.list.d/debian-src.sources
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go rsync etcd-server kubernetes-client >/dev/null
+  local work="$CACHE_ROOT/build/kube-$version"
+  mkdir -p "$work"
+  if [ ! -d "$work/src" ]; then
+    (cd "$work" && apt-get source --download-only kubernetes >/dev/null)
+    local orig
+    orig=$(ls "$work"/kubernetes_*.orig.tar.gz | head -n1)
+    mkdir -p "$work/src" && tar -xzf "$orig" -C "$work/src" --strip-components=1
+  fi
+  (
+    cd "$work/src"
+    # 2020 code is built with Debian's Go 1.19, not the machine's newer Go.
+    export PATH=/usr/lib/go/bin:$PATH GOPATH=$PWD/.go CGO_ENABLED=0 GOFLAGS= GOTOOLCHAIN=local HOME=${HOME:-/root}
+    mkdir -p .go/src/k8s.io && ln -sfn ../../.. .go/src/k8s.io/kubernetes
+    log "$version: make kube-apiserver kube-controller-manager (~5 min on 2 cores)"
+    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$work/make.log" 2>&1 || { tail -30 "$work/make.log" >&2; exit 1; }
+    cp _output/bin/kube-apiserver _output/bin/kube-controller-manager "$dest/"
+  )
+  ln -sf /usr/bin/etcd "$dest/etcd"
+  ln -sf /usr/bin/kubectl "$dest/kubectl"
+  [ "$(readlink -f /usr/bin/kubectl)" = /usr/bin/kubectl ] || cp "$(dpkg -L kubernetes-client | grep '/kubectl$' | head -n1)" "$dest/kubectl"
+  log "$version: ready in $dest"
+}
+
+if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/etcd" ] && [ -x "$KUBEBUILDER_ASSETS/kube-apiserver" ]; then
+  log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS holds etcd and kube-apiserver: nothing to build"
+  exit 0
+fi
+
+case "${1:-current}" in
+  current | "$CURRENT") build_current ;;
+  legacy | "$LEGACY") build_legacy ;;
+  all) build_current; build_legacy ;;
+  *) log "unknown version '$1' (known: $CURRENT, $LEGACY, all)"; exit 2 ;;
+esac

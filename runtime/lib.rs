@@ -1,1 +1,22 @@
+//! mesh-run: multi-cluster Istio procedures as Rhai playbooks, run against
+//! real Kubernetes API servers. The binary (main.rs) is glue; this is the tool.
 
+pub mod bridge;
+pub mod cli;
+pub mod diagnostic;
+pub mod engine;
+pub mod error;
+pub mod inputs;
+pub mod jsonpath;
+pub mod kube;
+pub mod manifest;
+pub mod modules;
+pub mod options;
+pub mod primitives;
+pub mod report;
+pub mod run;
+pub mod sandbox;
+pub mod selector;
+pub mod sensitive;
+pub mod session;
+pub mod stdlib;

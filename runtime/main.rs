@@ -1,1 +1,127 @@
-fn main() {}
+//! mesh-run's entry point: parse the command line, run, map the outcome to
+//! an exit code (0 ok, 1 playbook failed, 2 usage/script error, 130 interrupted).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mesh_run::bridge::{Bridge, StopReason};
+use mesh_run::cli::{Cli, Command, RunArgs};
+use mesh_run::run::{self, RunOptions};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = match (cli.command, cli.run) {
+        (Some(Command::Run(args)), _) | (None, Some(args)) => run_once(&runtime, args),
+        (Some(Command::Check { playbooks }), _) => check(&playbooks),
+        (Some(Command::Doc), _) => {
+            print!("{}", mesh_run::primitives::reference());
+            0
+        }
+        (Some(Command::Sandbox(args)), _) => runtime.block_on(sandbox(args)),
+        (None, None) => {
+            eprintln!("error: no playbook given\n\nUsage: mesh-run PLAYBOOK [--set KEY=VALUE]...   (mesh-run --help for more)");
+            2
+        }
+    };
+    ExitCode::from(code)
+}
+
+pub fn options(args: RunArgs) -> RunOptions {
+    RunOptions {
+        playbook: args.playbook,
+        sets: args.sets.into_iter().collect(),
+        kubeconfig: mesh_run::kube::Clusters::default_path(args.kubeconfig),
+        dry_run: args.dry_run,
+        output: args.output,
+        timeout: args.timeout,
+    }
+}
+
+fn run_once(runtime: &tokio::runtime::Runtime, args: RunArgs) -> u8 {
+    let opts = options(args);
+    let bridge = Bridge::new(runtime.handle().clone());
+    runtime.spawn(stop_on_signals(bridge.clone()));
+    if let Some(t) = opts.timeout {
+        let b = bridge.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(t).await;
+            b.stop(StopReason::RunTimeout(humantime::format_duration(t).to_string()));
+        });
+    }
+    let outcome = std::thread::scope(|s| s.spawn(|| run::run(&opts, bridge)).join());
+    match outcome {
+        Ok(o) => match o.result {
+            Ok(()) => 0,
+            Err(d) => d.error.exit_code() as u8,
+        },
+        Err(_) => 1,
+    }
+}
+
+/// First Ctrl-C (or SIGTERM): stop the run where it is; a second one exits at once.
+async fn stop_on_signals(bridge: Bridge) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term_recv = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term_recv => {},
+    }
+    bridge.stop(StopReason::Interrupted);
+    let _ = tokio::signal::ctrl_c().await;
+    std::process::exit(130);
+}
+
+fn check(playbooks: &[std::path::PathBuf]) -> u8 {
+    let mut failed = false;
+    for p in playbooks {
+        match run::check(p) {
+            Ok(n) => println!("ok {} ({n} script{})", p.display(), if n == 1 { "" } else { "s" }),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if failed { 2 } else { 0 }
+}
+
+async fn sandbox(args: mesh_run::cli::SandboxArgs) -> u8 {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
+        }
+        c.cancel();
+    });
+    let opts = mesh_run::sandbox::SandboxOptions {
+        clusters: args.clusters,
+        dir: args.dir,
+        kube_version: args.kube_version,
+        keep: args.keep,
+        sim_delay: args.sim_delay,
+    };
+    match mesh_run::sandbox::run(opts, cancel).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error[{}]: {e}", e.kind());
+            e.exit_code() as u8
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The one bridge between Rhai (synchronous, on a blocking thread) and the
+//! async Kubernetes code: every primitive's async core runs through `run`,
+//! raced against the run's cancellation (Ctrl-C, --timeout, a watch rerun).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use rhai::{Dynamic, EvalAltResult, Position};
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+
+/// Why a run was cancelled; decides the error the interrupted call returns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StopReason {
+    Interrupted,
+    RunTimeout(String),
+    Rerun,
+}
+
+#[derive(Clone)]
+pub struct Bridge {
+    handle: Handle,
+    pub cancel: CancellationToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+}
+
+impl Bridge {
+    pub fn new(handle: Handle) -> Self {
+        Bridge { handle, cancel: CancellationToken::new(), reason: Arc::new(Mutex::new(None)) }
+    }
+
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Cancels the run; the first reason given wins.
+    pub fn stop(&self, reason: StopReason) {
+        self.reason.lock().expect("reason lock").get_or_insert(reason);
+        self.cancel.cancel();
+    }
+
+    pub fn stop_error(&self) -> Error {
+        match self.reason.lock().expect("reason lock").clone() {
+            Some(StopReason::RunTimeout(after)) => Error::Timeout {
+                cluster: "-".into(),
+                object: "the playbook".into(),
+                after,
+                waiting_for: "the whole run (--timeout)".into(),
+                explanation: "  raise --timeout, or look at the step that was running".into(),
+            },
+            Some(StopReason::Rerun) => Error::Interrupted { place: "by a file change (rerun)".into() },
+            _ => Error::Interrupted { place: "by Ctrl-C".into() },
+        }
+    }
+
+    /// Runs an async core to completion from script code, converting its
+    /// error into a Rhai error the playbook can catch by kind.
+    pub fn run<T>(&self, fut: impl Future<Output = crate::error::Result<T>>) -> Result<T, Box<EvalAltResult>> {
+        if self.cancel.is_cancelled() {
+            return Err(to_rhai(self.stop_error()));
+        }
+        let cancel = self.cancel.clone();
+        let result = self.handle.block_on(async move {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => None,
+                r = fut => Some(r),
+            }
+        });
+        match result {
+            Some(r) => r.map_err(to_rhai),
+            None => Err(to_rhai(self.stop_error())),
+        }
+    }
+}
+
+/// A mesh-run error as a Rhai value: `catch (e)` sees `e.kind`, `e.message`.
+#[derive(Clone, Debug)]
+pub struct ScriptError(pub Arc<Error>);
+
+impl ScriptError {
+    pub fn kind(&mut self) -> String {
+        self.0.kind().to_string()
+    }
+    pub fn message(&mut self) -> String {
+        self.0.to_string()
+    }
+}
+
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Position NONE: the engine fills in the call site of the primitive.
+pub fn to_rhai(err: Error) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(Dynamic::from(ScriptError(Arc::new(err))), Position::NONE).into()
+}
+
+pub fn register(engine: &mut rhai::Engine) {
+    engine
+        .register_type_with_name::<ScriptError>("Error")
+        .register_get("kind", ScriptError::kind)
+        .register_get("message", ScriptError::message)
+        .register_fn("to_string", |e: &mut ScriptError| e.to_string())
+        .register_fn("to_debug", |e: &mut ScriptError| e.to_string());
+}

@@ -1,0 +1,146 @@
+//! The command line. `--help` teaches: every flag says what it is for and
+//! the examples are the commands people run.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::Format;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Try it on local real clusters (needs the Kubernetes binaries: scripts/kube-assets.sh)
+  mesh-run sandbox --dir /tmp/mesh &                # prints: export KUBECONFIG=/tmp/mesh/kubeconfig
+  export KUBECONFIG=/tmp/mesh/kubeconfig
+  mesh-run playbooks/external.rhai \\
+      --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set CTX_DATA_PLANE_CLUSTER=data-plane
+
+  # See what would change, without changing anything
+  mesh-run playbooks/external.rhai --dry-run
+
+  # Compile playbooks and their modules (no cluster needed)
+  mesh-run check playbooks/*.rhai
+
+  # Every primitive a playbook can call
+  mesh-run doc
+
+Exit codes: 0 success, 1 the playbook failed, 2 usage or script error, 130 interrupted.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mesh-run",
+    version,
+    about = "Run multi-cluster Istio install procedures as editable Rhai playbooks",
+    long_about = "Run multi-cluster Istio install procedures as editable Rhai playbooks.\n\n\
+A playbook is a Rhai script calling Kubernetes primitives (apply, wait, get_jsonpath,\n\
+create_remote_secret, ...) on cluster handles bound to kubeconfig contexts.",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Shorthand for `mesh-run run PLAYBOOK`.
+    #[command(flatten)]
+    pub run: Option<RunArgs>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a playbook against the clusters of a kubeconfig.
+    #[command(after_help = EXAMPLES)]
+    Run(RunArgs),
+    /// Compile playbooks and the modules they import; touches no cluster.
+    Check {
+        #[arg(required = true, value_name = "PLAYBOOK")]
+        playbooks: Vec<PathBuf>,
+    },
+    /// Print the reference of every primitive a playbook can call.
+    Doc,
+    /// Start local real Kubernetes clusters (etcd + kube-apiserver + kube-controller-manager)
+    /// with a simulated Sail Operator and LoadBalancer, until Ctrl-C.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The playbook (a .rhai file).
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: PathBuf,
+
+    /// An input for the playbook's `input("KEY")`; repeatable. The environment is read after these.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    pub sets: Vec<(String, String)>,
+
+    /// Kubeconfig file [default: $KUBECONFIG, then ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Send every change as a server-side dry run: nothing changes; show what would (with diffs). Waits are skipped.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// `json`: one JSON event per line on stdout (for CI and tests).
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Format,
+
+    /// Stop the whole run after this long, e.g. `10m`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SandboxArgs {
+    /// Cluster names, comma-separated; each is a kubeconfig context of the same name.
+    #[arg(long, value_delimiter = ',', default_value = "control-plane,data-plane")]
+    pub clusters: Vec<String>,
+    /// Folder for the clusters' data and DIR/kubeconfig [default: a fresh temporary folder].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Kubernetes version of the binaries (`current` or e.g. `1.20.2`), as installed by scripts/kube-assets.sh.
+    #[arg(long, default_value = "current")]
+    pub kube_version: String,
+    /// Keep DIR when stopping.
+    #[arg(long)]
+    pub keep: bool,
+    /// Delay before the simulated Sail Operator writes a status.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub sim_delay: std::time::Duration,
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got \"{s}\"")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn set_needs_key_and_value() {
+        assert_eq!(parse_set("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        assert!(parse_set("A").is_err());
+        assert!(parse_set("=x").is_err());
+    }
+
+    #[test]
+    fn bare_playbook_means_run() {
+        let cli = Cli::try_parse_from(["mesh-run", "p.rhai", "--set", "A=1", "--dry-run"]).unwrap();
+        let run = cli.run.unwrap();
+        assert_eq!(run.playbook, PathBuf::from("p.rhai"));
+        assert!(run.dry_run);
+        let cli = Cli::try_parse_from(["mesh-run", "check", "a.rhai", "b.rhai"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Check { playbooks }) if playbooks.len() == 2));
+    }
+}

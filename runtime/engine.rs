@@ -1,0 +1,51 @@
+//! Builds the Rhai engine of a run: sandbox limits, the module resolver,
+//! the error type, and every primitive from the one registry.
+
+use std::sync::Arc;
+
+use rhai::Engine;
+
+use crate::modules::Resolver;
+use crate::report::Event;
+use crate::session::Session;
+
+/// Limits that stop a runaway script without getting in the way of a real
+/// playbook (the seed procedure uses a few thousand operations).
+pub fn limits(engine: &mut Engine) {
+    engine.set_max_operations(50_000_000);
+    engine.set_max_call_levels(64);
+    engine.set_max_expr_depths(128, 64);
+    engine.set_max_string_size(16 * 1024 * 1024);
+    engine.set_max_array_size(100_000);
+    engine.set_max_map_size(100_000);
+    engine.set_max_modules(256);
+    // No code from strings: a playbook is what it says.
+    engine.disable_symbol("eval");
+}
+
+/// An engine with no cluster access: for `mesh-run check`.
+pub fn bare() -> Engine {
+    let mut engine = Engine::new();
+    limits(&mut engine);
+    engine
+}
+
+pub fn build(session: &Arc<Session>, resolver: Resolver) -> Engine {
+    let mut engine = Engine::new();
+    limits(&mut engine);
+    engine.set_module_resolver(resolver);
+    crate::bridge::register(&mut engine);
+    crate::sensitive::register(&mut engine);
+    crate::primitives::register_all(&mut engine, session);
+    let s = session.clone();
+    engine.on_print(move |text| s.reporter.emit(Event::Log { message: text.to_string() }));
+    let s = session.clone();
+    engine.on_debug(move |text, source, pos| {
+        let at = source.map(|src| format!("{src}:{pos}")).unwrap_or_else(|| pos.to_string());
+        s.reporter.emit(Event::Log { message: format!("[debug {at}] {text}") })
+    });
+    // Script code between primitives also stops on Ctrl-C / rerun.
+    let cancel = session.bridge.cancel.clone();
+    engine.on_progress(move |_| if cancel.is_cancelled() { Some(rhai::Dynamic::UNIT) } else { None });
+    engine
+}

@@ -1,0 +1,195 @@
+//! One cluster: a kube client bound to a kubeconfig context, its discovery
+//! cache, and the raw JSON requests every primitive is built on. Raw requests
+//! (not typed `Api<K>`) because mesh-run handles any kind a playbook names and
+//! needs the HTTP status (201 created vs 200 updated, 409 conflict).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, StatusCode};
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+use super::discovery::{Discovery, ResourceInfo};
+use super::object_ref::ObjectRef;
+use crate::error::{Error, Result};
+
+pub struct ClusterClient {
+    /// The kubeconfig context name: what playbooks and messages call this cluster.
+    pub name: String,
+    pub url: String,
+    pub client: kube::Client,
+    discovery: RwLock<Option<Arc<Discovery>>>,
+}
+
+/// A response with its status; `body` is JSON (or Null when empty).
+pub struct Response {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl ClusterClient {
+    pub fn new(name: &str, mut config: kube::Config) -> Result<Self> {
+        // An unreachable server must fail within seconds, not after the OS's
+        // TCP timeout. Reads stay unbounded: watches are long-lived.
+        config.connect_timeout = Some(Duration::from_secs(3));
+        config.read_timeout = None;
+        let url = config.cluster_url.to_string().trim_end_matches('/').to_string();
+        let client = kube::Client::try_from(config).map_err(|e| Error::Kubeconfig {
+            path: format!("context {name}"),
+            message: e.to_string(),
+        })?;
+        Ok(ClusterClient { name: name.to_string(), url, client, discovery: RwLock::new(None) })
+    }
+
+    pub fn unreachable(&self, err: impl std::fmt::Display) -> Error {
+        Error::Unreachable { cluster: self.name.clone(), url: self.url.clone(), message: err.to_string() }
+    }
+
+    /// Sends one request; transport failures become `Unreachable`, HTTP
+    /// failures are returned as a `Response` for the caller to interpret.
+    pub async fn call(&self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Result<Response> {
+        let mut req = Request::builder().method(method).uri(path).header(http::header::ACCEPT, "application/json");
+        if let Some(ct) = content_type {
+            req = req.header(http::header::CONTENT_TYPE, ct);
+        }
+        let req = req.body(kube::client::Body::from(body)).map_err(|e| Error::usage(format!("bad request path {path}: {e}")))?;
+        let res = self.client.send(req).await.map_err(|e| self.unreachable(transport_reason(&e)))?;
+        let status = res.status();
+        let bytes = res.into_body().collect_bytes().await.map_err(|e| self.unreachable(e))?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Ok(Response { status, body })
+    }
+
+    /// GET returning `None` on 404.
+    pub async fn get_json(&self, path: &str, what: &dyn std::fmt::Display) -> Result<Option<Value>> {
+        let res = self.call(Method::GET, path, None, Vec::new()).await?;
+        match res.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(res.body)),
+            _ => Err(self.api_error(&res, &what.to_string(), "get")),
+        }
+    }
+
+    /// Turns a failed response into the error a user can act on.
+    pub fn api_error(&self, res: &Response, object: &str, action: &str) -> Error {
+        let message = res.body.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| {
+            format!("HTTP {}: {}", res.status.as_u16(), res.body.to_string().chars().take(300).collect::<String>())
+        });
+        match res.status {
+            StatusCode::CONFLICT if res.body.get("reason").and_then(Value::as_str) == Some("Conflict") && action == "apply" => {
+                Error::Conflict { cluster: self.name.clone(), object: object.to_string(), fields: conflict_fields(&res.body, &message) }
+            }
+            StatusCode::NOT_FOUND => Error::NotFound { cluster: self.name.clone(), object: object.to_string() },
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Api {
+                cluster: self.name.clone(),
+                object: object.to_string(),
+                message: format!("{action} not allowed: {message}"),
+            },
+            _ => Error::Rejected { cluster: self.name.clone(), object: object.to_string(), action: action.to_string(), message },
+        }
+    }
+
+    /// Discovery, fetched once per run and refreshed when a kind is missing
+    /// (a CRD may have been installed since).
+    pub async fn discovery(&self, refresh: bool) -> Result<Arc<Discovery>> {
+        if !refresh {
+            if let Some(d) = self.discovery.read().await.as_ref() {
+                return Ok(d.clone());
+            }
+        }
+        let mut slot = self.discovery.write().await;
+        if !refresh {
+            if let Some(d) = slot.as_ref() {
+                return Ok(d.clone());
+            }
+        }
+        let d = Arc::new(Discovery::fetch(self).await?);
+        *slot = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Resolves a kubectl resource name (`svc`, `istio`, `istios.sailoperator.io`, `Deployment`).
+    pub async fn resolve(&self, resource: &str) -> Result<ResourceInfo> {
+        if let Some(r) = self.discovery(false).await?.find(resource) {
+            return Ok(r.clone());
+        }
+        match self.discovery(true).await?.find(resource) {
+            Some(r) => Ok(r.clone()),
+            None => Err(Error::UnknownKind {
+                cluster: self.name.clone(),
+                message: format!(
+                    "the server doesn't have a resource type \"{resource}\": its CRD is not installed (is the operator that provides it installed on {}?)",
+                    self.name
+                ),
+            }),
+        }
+    }
+
+    /// Resolves `apiVersion` + `kind` of a manifest.
+    pub async fn resolve_kind(&self, api_version: &str, kind: &str) -> Result<ResourceInfo> {
+        let d = self.discovery(false).await?;
+        if let Some(r) = d.find_kind(api_version, kind) {
+            return Ok(r.clone());
+        }
+        let d = self.discovery(true).await?;
+        if let Some(r) = d.find_kind(api_version, kind) {
+            return Ok(r.clone());
+        }
+        Err(Error::UnknownKind { cluster: self.name.clone(), message: d.explain_missing(api_version, kind) })
+    }
+
+    pub fn describe(&self, r: &ObjectRef) -> String {
+        r.to_string()
+    }
+}
+
+/// Names the conflicting fields the API server listed in the Status causes.
+fn conflict_fields(body: &Value, message: &str) -> String {
+    let fields: Vec<String> = body
+        .pointer("/details/causes")
+        .and_then(Value::as_array)
+        .map(|causes| {
+            causes
+                .iter()
+                .map(|c| {
+                    let field = c.get("field").and_then(Value::as_str).unwrap_or("?");
+                    let msg = c.get("message").and_then(Value::as_str).unwrap_or("");
+                    format!("{field} ({msg})")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if fields.is_empty() { message.to_string() } else { fields.join(", ") }
+}
+
+/// The root cause of a transport error, without kube's wrapping.
+fn transport_reason(err: &kube::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        msg = s.to_string();
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_fields_lists_each_cause() {
+        let body = serde_json::json!({"details": {"causes": [
+            {"field": ".data.a", "message": "conflict with \"kubectl\""},
+            {"field": ".data.b", "message": "conflict with \"kubectl\""}
+        ]}});
+        let out = conflict_fields(&body, "fallback");
+        assert_eq!(out, ".data.a (conflict with \"kubectl\"), .data.b (conflict with \"kubectl\")");
+        assert_eq!(conflict_fields(&serde_json::json!({}), "fallback"), "fallback");
+    }
+}

@@ -1,0 +1,239 @@
+//! What a wait waits for, in kubectl's `--for` syntax, and how one observed
+//! object is judged against it. Pure functions: the watch loop lives in watch.rs.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Check {
+    /// `condition=Ready` / `condition=Ready=False`: a status condition with that status
+    /// (case-insensitive, as kubectl), observed at the current generation.
+    Condition { kind: String, status: String },
+    /// `jsonpath={.a.b}` (present and non-empty) or `jsonpath={.a.b}=value`.
+    JsonPath { expr: String, value: Option<String> },
+    Create,
+    Delete,
+}
+
+impl Check {
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::usage(format!(
+                "invalid wait condition \"{text}\": {why} (use condition=Ready, condition=Ready=False, jsonpath={{.status.x}}, jsonpath={{.status.x}}=value, create or delete)"
+            ))
+        };
+        if text == "create" {
+            return Ok(Check::Create);
+        }
+        if text == "delete" {
+            return Ok(Check::Delete);
+        }
+        if let Some(rest) = text.strip_prefix("condition=") {
+            let (kind, status) = rest.split_once('=').unwrap_or((rest, "True"));
+            if kind.is_empty() {
+                return Err(bad("the condition type is empty"));
+            }
+            return Ok(Check::Condition { kind: kind.to_string(), status: status.to_string() });
+        }
+        if let Some(rest) = text.strip_prefix("jsonpath=") {
+            // The expression ends at the last `}`; `=value` may follow.
+            let end = rest.rfind('}').ok_or_else(|| bad("the JSONPath must be in braces"))?;
+            let (expr, tail) = rest.split_at(end + 1);
+            let value = match tail {
+                "" => None,
+                t => Some(t.strip_prefix('=').ok_or_else(|| bad("expected = after the JSONPath"))?.to_string()),
+            };
+            crate::jsonpath::evaluate(expr, &Value::Null)?;
+            return Ok(Check::JsonPath { expr: expr.to_string(), value });
+        }
+        Err(bad("unknown form"))
+    }
+
+    /// Whether `object` (None: it does not exist) satisfies this check.
+    pub fn holds(&self, object: Option<&Value>) -> bool {
+        match (self, object) {
+            (Check::Delete, o) => o.is_none(),
+            (_, None) => false,
+            (Check::Create, Some(_)) => true,
+            (Check::Condition { kind, status }, Some(o)) => condition(o, kind).is_some_and(|c| {
+                c.get("status").and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case(status)) && is_current(o, c)
+            }),
+            (Check::JsonPath { expr, value }, Some(o)) => {
+                let found = crate::jsonpath::evaluate(expr, o).unwrap_or_default();
+                match value {
+                    None => found.iter().any(|v| !render(v).is_empty()),
+                    Some(want) => found.len() == 1 && render(&found[0]) == *want,
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::Condition { kind, status } => write!(f, "condition={kind}={status}"),
+            Check::JsonPath { expr, value: None } => write!(f, "jsonpath={expr}"),
+            Check::JsonPath { expr, value: Some(v) } => write!(f, "jsonpath={expr}={v}"),
+            Check::Create => write!(f, "create"),
+            Check::Delete => write!(f, "delete"),
+        }
+    }
+}
+
+fn condition<'a>(o: &'a Value, kind: &str) -> Option<&'a Value> {
+    o.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case(kind)))
+}
+
+/// kubectl trusts a condition only if it was observed at the current
+/// generation: the condition's own observedGeneration, else the status's.
+fn is_current(o: &Value, c: &Value) -> bool {
+    let generation = o.pointer("/metadata/generation").and_then(Value::as_i64);
+    let observed = c
+        .get("observedGeneration")
+        .and_then(Value::as_i64)
+        .or_else(|| o.pointer("/status/observedGeneration").and_then(Value::as_i64));
+    match (generation, observed) {
+        (Some(g), Some(seen)) => seen >= g,
+        _ => true,
+    }
+}
+
+fn render(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// One line saying where an object stands, for progress and timeouts.
+pub fn describe_state(object: Option<&Value>, checks: &[Check]) -> String {
+    let Some(o) = object else { return "does not exist yet".to_string() };
+    let mut parts = Vec::new();
+    for check in checks {
+        match check {
+            Check::Condition { kind, .. } => parts.push(match condition(o, kind) {
+                Some(c) => {
+                    let get = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("");
+                    let mut s = format!("{}={}", get("type"), get("status"));
+                    match (get("reason"), get("message")) {
+                        ("", "") => {}
+                        (r, "") => s.push_str(&format!(" ({r})")),
+                        (r, m) => s.push_str(&format!(" ({r}: {m})")),
+                    }
+                    s
+                }
+                None => format!("no {kind} condition yet"),
+            }),
+            Check::JsonPath { expr, .. } => {
+                let v = crate::jsonpath::render(expr, o).unwrap_or_default();
+                parts.push(format!("{expr} = \"{v}\""));
+            }
+            Check::Create | Check::Delete => parts.push("exists".into()),
+        }
+    }
+    if let (Some(g), Some(seen)) =
+        (o.pointer("/metadata/generation").and_then(Value::as_i64), o.pointer("/status/observedGeneration").and_then(Value::as_i64))
+    {
+        if seen < g {
+            parts.push(format!("observedGeneration {seen} < generation {g} (the controller has not seen the latest change)"));
+        }
+    }
+    parts.join("; ")
+}
+
+/// The timeout explanation: does it exist, every condition, generations, JSONPath values.
+pub fn explain(object: Option<&Value>, checks: &[Check]) -> String {
+    let Some(o) = object else {
+        return "  the object does not exist (it was never created, or was deleted)".to_string();
+    };
+    let mut lines = vec!["  the object exists".to_string()];
+    match o.pointer("/status/conditions").and_then(Value::as_array) {
+        Some(cs) if !cs.is_empty() => {
+            lines.push("  last conditions seen:".into());
+            for c in cs {
+                let get = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+                lines.push(format!("    {} = {}  reason: {}  message: {}", get("type"), get("status"), get("reason"), get("message")));
+            }
+        }
+        _ => lines.push("  no status conditions (is the controller that manages it running?)".into()),
+    }
+    let generation = o.pointer("/metadata/generation").and_then(Value::as_i64);
+    let observed = o.pointer("/status/observedGeneration").and_then(Value::as_i64);
+    match (generation, observed) {
+        (Some(g), Some(seen)) if seen < g => {
+            lines.push(format!("  observedGeneration {seen} < generation {g}: the controller has not processed the latest spec"))
+        }
+        (Some(g), Some(seen)) => lines.push(format!("  observedGeneration {seen}, generation {g}")),
+        (Some(g), None) => lines.push(format!("  generation {g}, no status.observedGeneration")),
+        _ => {}
+    }
+    for check in checks {
+        if let Check::JsonPath { expr, .. } = check {
+            let v = crate::jsonpath::render(expr, o).unwrap_or_default();
+            lines.push(format!("  last value of {expr}: \"{v}\""));
+        }
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn istio(status: &str, generation: i64, observed: i64) -> Value {
+        json!({"metadata": {"generation": generation}, "status": {"observedGeneration": observed,
+            "conditions": [{"type": "Ready", "status": status, "reason": "RemoteIstiodNotReady", "message": "readiness probe on remote istiod failed"}]}})
+    }
+
+    #[test]
+    fn parses_kubectl_forms() {
+        assert_eq!(Check::parse("condition=Ready").unwrap(), Check::Condition { kind: "Ready".into(), status: "True".into() });
+        assert_eq!(Check::parse("condition=Ready=False").unwrap(), Check::Condition { kind: "Ready".into(), status: "False".into() });
+        assert_eq!(Check::parse("create").unwrap(), Check::Create);
+        assert_eq!(
+            Check::parse("jsonpath={.status.loadBalancer.ingress[0].ip}").unwrap(),
+            Check::JsonPath { expr: "{.status.loadBalancer.ingress[0].ip}".into(), value: None }
+        );
+        assert_eq!(
+            Check::parse("jsonpath={.status.phase}=Running").unwrap(),
+            Check::JsonPath { expr: "{.status.phase}".into(), value: Some("Running".into()) }
+        );
+        assert!(Check::parse("ready").is_err());
+        assert!(Check::parse("jsonpath=.x").is_err());
+    }
+
+    #[test]
+    fn condition_respects_observed_generation() {
+        let ready = Check::parse("condition=Ready").unwrap();
+        assert!(ready.holds(Some(&istio("True", 2, 2))));
+        assert!(ready.holds(Some(&istio("true", 2, 2))), "status compare is case-insensitive");
+        assert!(!ready.holds(Some(&istio("True", 3, 2))), "stale status must not count");
+        assert!(!ready.holds(Some(&istio("False", 2, 2))));
+        assert!(!ready.holds(None));
+        assert!(Check::parse("condition=Ready=False").unwrap().holds(Some(&istio("False", 1, 1))));
+    }
+
+    #[test]
+    fn delete_and_create() {
+        assert!(Check::Delete.holds(None));
+        assert!(!Check::Delete.holds(Some(&json!({}))));
+        assert!(Check::Create.holds(Some(&json!({}))));
+    }
+
+    #[test]
+    fn explanation_names_conditions_and_generations() {
+        let text = explain(Some(&istio("False", 3, 2)), &[Check::parse("condition=Ready").unwrap()]);
+        assert!(text.contains("Ready = False  reason: RemoteIstiodNotReady"), "{text}");
+        assert!(text.contains("observedGeneration 2 < generation 3"), "{text}");
+        assert!(explain(None, &[]).contains("does not exist"));
+    }
+}

@@ -1,0 +1,16 @@
+//! Talking to Kubernetes: one client per kubeconfig context, discovery,
+//! resource names in kubectl form, server-side apply and watches.
+
+pub mod apply;
+pub mod client;
+pub mod condition;
+pub mod clusters;
+pub mod discovery;
+pub mod metadata;
+pub mod object_ref;
+pub mod watch;
+
+pub use client::ClusterClient;
+pub use clusters::Clusters;
+pub use discovery::ResourceInfo;
+pub use object_ref::ObjectRef;

@@ -1,0 +1,61 @@
+//! `cp.ensure_namespace(name)`: `oc get project X || oc new-project X`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, StatusCode};
+use rhai::{Engine, EvalAltResult};
+
+use super::Primitive;
+use crate::error::Result;
+use crate::kube::apply::Outcome;
+use crate::session::{ClusterHandle, Session};
+
+pub const PRIMITIVE: Primitive = Primitive {
+    name: "ensure_namespace",
+    signatures: &["cp.ensure_namespace(name) -> string"],
+    doc: r#"
+Makes sure a namespace exists: on OpenShift (the `project.openshift.io` API is served) it requests a
+Project, like `oc new-project`; elsewhere it creates a Namespace. An existing one is fine: returns
+`unchanged`, else `created`.
+
+```rhai
+cp.ensure_namespace("istio-system");
+```
+"#,
+    register,
+};
+
+fn register(engine: &mut Engine, session: &Arc<Session>) {
+    let s = session.clone();
+    engine.register_fn("ensure_namespace", move |c: &mut ClusterHandle, name: &str| -> std::result::Result<String, Box<EvalAltResult>> {
+        let (c, name, s2) = (c.clone(), name.to_string(), s.clone());
+        s.bridge.run(async move {
+            let started = Instant::now();
+            let outcome = ensure(&c, &name, s2.dry_run).await?;
+            s2.step(&c.0.name, "namespace", &format!("Namespace {name}"), outcome.as_str(), started, None);
+            Ok(outcome.as_str().to_string())
+        })
+    });
+}
+
+pub async fn ensure(cluster: &ClusterHandle, name: &str, dry_run: bool) -> Result<Outcome> {
+    let client = &cluster.0;
+    if client.get_json(&format!("/api/v1/namespaces/{name}"), &format!("Namespace {name}")).await?.is_some() {
+        return Ok(Outcome::Unchanged);
+    }
+    let openshift = client.discovery(false).await?.find("projectrequests.project.openshift.io").is_some();
+    let (path, body) = if openshift {
+        ("/apis/project.openshift.io/v1/projectrequests", serde_json::json!({"apiVersion": "project.openshift.io/v1", "kind": "ProjectRequest", "metadata": {"name": name}}))
+    } else {
+        ("/api/v1/namespaces", serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+    };
+    let path = if dry_run { format!("{path}?dryRun=All") } else { path.to_string() };
+    let res = client.call(Method::POST, &path, Some("application/json"), serde_json::to_vec(&body).unwrap_or_default()).await?;
+    match res.status {
+        s if s.is_success() => Ok(Outcome::Created),
+        // Created by someone else between our GET and POST: still fine.
+        StatusCode::CONFLICT => Ok(Outcome::Unchanged),
+        _ => Err(client.api_error(&res, &format!("Namespace {name}"), "create")),
+    }
+}

@@ -1,0 +1,57 @@
+//! What one run of a playbook shares: the bridge to async code, the
+//! clusters, the reporter, the inputs and the run's settings.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::bridge::Bridge;
+use crate::kube::{ClusterClient, Clusters};
+use crate::report::{Event, Reporter};
+
+pub struct Session {
+    pub bridge: Bridge,
+    pub clusters: Clusters,
+    pub reporter: Reporter,
+    pub dry_run: bool,
+    /// `--set KEY=VALUE`; the environment is consulted after these.
+    pub sets: HashMap<String, String>,
+    /// The playbook's folder: relative paths in `apply_file` start here.
+    pub base_dir: PathBuf,
+    /// Local files the run read (manifests), for watch mode.
+    pub files_read: Mutex<Vec<PathBuf>>,
+}
+
+/// A cluster as a playbook holds it: `let cp = cluster("ctx");`.
+#[derive(Clone)]
+pub struct ClusterHandle(pub Arc<ClusterClient>);
+
+impl Session {
+    pub fn input(&self, name: &str) -> Option<String> {
+        self.sets.get(name).cloned().or_else(|| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reports one finished step.
+    pub fn step(&self, cluster: &str, action: &str, object: &str, outcome: &str, started: Instant, detail: Option<String>) {
+        self.reporter.emit(Event::Step {
+            cluster: cluster.to_string(),
+            action: action.to_string(),
+            object: object.to_string(),
+            outcome: outcome.to_string(),
+            duration_ms: started.elapsed().as_millis(),
+            detail,
+        });
+    }
+
+    pub fn warn(&self, cluster: &str, object: &str, message: impl Into<String>) {
+        self.reporter.emit(Event::Warning { cluster: cluster.into(), object: object.into(), message: message.into() });
+    }
+
+    pub fn record_file(&self, path: PathBuf) {
+        let mut files = self.files_read.lock().expect("files lock");
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    }
+}

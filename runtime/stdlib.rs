@@ -7,7 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-pub const MODULES: &[(&str, &str)] = &[];
+pub const MODULES: &[(&str, &str)] = &[
+    ("istio", include_str!("../stdlib/istio.rhai")),
+    ("external", include_str!("../stdlib/external.rhai")),
+];
 
 pub const MANIFESTS: &[(&str, &str)] = &[
     ("controlplane-gateway.yaml", include_str!("../stdlib/manifests/controlplane-gateway.yaml")),

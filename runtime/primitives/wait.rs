@@ -15,10 +15,10 @@ use crate::session::{ClusterHandle, Session};
 
 pub const PRIMITIVE: Primitive = Primitive {
     name: "wait",
-    signatures: &["cp.wait(resource) -> map", "cp.wait(resource, #{for, timeout, namespace, fail_if}) -> map"],
+    signatures: &["cp.wait(resource) -> map", "cp.wait(resource, #{\"for\", timeout, namespace, fail_if}) -> map"],
     doc: r#"
-Waits until an object satisfies every condition in `for` (a string or an array; default
-`condition=Ready`), like `kubectl wait`, by watching it (no polling). `resource` is in kubectl form
+Waits until an object satisfies every condition in `"for"` (a string or an array; default
+`condition=Ready`; `for` is a Rhai keyword, so quote the key, or use its alias `until`), like `kubectl wait`, by watching it (no polling). `resource` is in kubectl form
 (`istio/external-istiod`, `svc/istio-ingressgateway`, `istios.sailoperator.io/default`), resolved
 through discovery. Conditions: `condition=Ready` (or `=False`, `=Unknown`; honours
 `observedGeneration`), `jsonpath={.status.x}` (present and non-empty), `jsonpath={.status.x}=value`,
@@ -29,9 +29,9 @@ its last conditions, observedGeneration against generation and the last JSONPath
 shows the state while waiting. Returns the object (`()` after `delete`). Skipped in `--dry-run`.
 
 ```rhai
-cp.wait("istio/external-istiod", #{ for: "condition=Ready", timeout: "3m" });
+cp.wait("istio/external-istiod", #{ "for": "condition=Ready", timeout: "3m" });
 cp.wait("svc/istio-ingressgateway", #{ namespace: "istio-system",
-    for: "jsonpath={.status.loadBalancer.ingress[0].ip}", timeout: "30s" });
+    until: "jsonpath={.status.loadBalancer.ingress[0].ip}", timeout: "30s" });
 dp.wait("istio/external-istiod", #{ fail_if: "condition=Reconciled=False" });
 ```
 "#,
@@ -42,12 +42,14 @@ dp.wait("istio/external-istiod", #{ fail_if: "condition=Reconciled=False" });
 struct WaitOpts {
     #[serde(rename = "for")]
     for_: Option<serde_json::Value>,
+    /// Alias of `for`, which is a Rhai keyword and must be quoted as a key.
+    until: Option<serde_json::Value>,
     timeout: Option<serde_json::Value>,
     namespace: Option<String>,
     fail_if: Option<serde_json::Value>,
 }
 
-const KEYS: &[&str] = &["for", "timeout", "namespace", "fail_if"];
+const KEYS: &[&str] = &["for", "until", "timeout", "namespace", "fail_if"];
 
 fn register(engine: &mut Engine, session: &Arc<Session>) {
     let s = session.clone();
@@ -62,7 +64,10 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
 
 async fn wait(session: &Session, cluster: &ClusterHandle, resource: &str, opts: Option<Map>) -> Result<Dynamic> {
     let opts: WaitOpts = crate::options::parse("wait", opts, KEYS)?;
-    let mut fors = crate::options::one_or_many(&opts.for_);
+    if opts.for_.is_some() && opts.until.is_some() {
+        return Err(Error::usage("wait: give \"for\" or its alias \"until\", not both"));
+    }
+    let mut fors = crate::options::one_or_many(if opts.for_.is_some() { &opts.for_ } else { &opts.until });
     if fors.is_empty() {
         fors.push("condition=Ready".into());
     }

@@ -80,12 +80,19 @@ build_legacy() {
   local version=$LEGACY dest="$CACHE_ROOT/kube/$LEGACY/bin"
   if have_all "$dest"; then log "$version: cached in $dest"; return; fi
   mkdir -p "$dest"
-  log "$version: installing Debian's etcd-server, kubernetes-client, golang-go, rsync"
+  log "$version: installing Debian's golang-go and rsync (to build), etcd-server and kubernetes-client (unpacked into the cache)"
   if [ ! -f /etc/apt/sources.list.d/debian-src.sources ]; then
     sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >/etc/apt/sources.list.d/debian-src.sources
   fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go rsync etcd-server kubernetes-client >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go rsync >/dev/null
+  # etcd and kubectl are unpacked, not installed: some machines ship another
+  # package owning /usr/bin/kubectl, and etcd-server would start a service.
+  local debs="$CACHE_ROOT/build/debs-$version"
+  mkdir -p "$debs"
+  (cd "$debs" && apt-get download etcd-server kubernetes-client >/dev/null)
+  for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$debs/root"; done
+  cp "$debs/root/usr/bin/etcd" "$debs/root/usr/bin/kubectl" "$dest/"
   local work="$CACHE_ROOT/build/kube-$version"
   mkdir -p "$work"
   if [ ! -d "$work/src" ]; then
@@ -103,9 +110,6 @@ build_legacy() {
     make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$work/make.log" 2>&1 || { tail -30 "$work/make.log" >&2; exit 1; }
     cp _output/bin/kube-apiserver _output/bin/kube-controller-manager "$dest/"
   )
-  ln -sf /usr/bin/etcd "$dest/etcd"
-  ln -sf /usr/bin/kubectl "$dest/kubectl"
-  [ "$(readlink -f /usr/bin/kubectl)" = /usr/bin/kubectl ] || cp "$(dpkg -L kubernetes-client | grep '/kubectl$' | head -n1)" "$dest/kubectl"
   log "$version: ready in $dest"
 }
 

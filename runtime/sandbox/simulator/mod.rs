@@ -1,0 +1,47 @@
+//! Simulated controllers, for what cannot run in a sandbox without nodes.
+//! Every log line they print starts with "simulated".
+
+pub mod istio_status;
+pub mod load_balancer;
+pub mod remote_access;
+pub mod sail_operator;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::cluster::ClusterHandle;
+
+/// What a simulator needs of one sandbox cluster.
+#[derive(Clone)]
+pub struct SimulatedCluster {
+    pub name: String,
+    pub client: kube::Client,
+    /// The cluster CA (PEM): identifies the cluster a remote secret points at.
+    pub ca_pem: String,
+    /// `https://127.0.0.1:PORT`
+    pub server: String,
+}
+
+impl From<&ClusterHandle> for SimulatedCluster {
+    fn from(cluster: &ClusterHandle) -> Self {
+        SimulatedCluster {
+            name: cluster.name.clone(),
+            client: cluster.client.clone(),
+            ca_pem: cluster.certs.ca.cert_pem.clone(),
+            server: cluster.server.clone(),
+        }
+    }
+}
+
+/// Runs every simulator on every cluster until `cancel` fires.
+pub async fn run(clusters: Vec<SimulatedCluster>, delay: Duration, cancel: CancellationToken) {
+    eprintln!("sandbox: simulated sail-operator and simulated load-balancer running (delay {delay:?})");
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, cluster) in clusters.iter().enumerate() {
+        let (name, client) = (cluster.name.clone(), cluster.client.clone());
+        tasks.spawn(load_balancer::run(name, client, index, delay, cancel.clone()));
+    }
+    tasks.spawn(sail_operator::run(clusters, delay, cancel.clone()));
+    while tasks.join_next().await.is_some() {}
+}

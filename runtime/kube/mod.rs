@@ -8,6 +8,7 @@ pub mod clusters;
 pub mod discovery;
 pub mod metadata;
 pub mod object_ref;
+pub mod remote_secret;
 pub mod watch;
 
 pub use client::ClusterClient;

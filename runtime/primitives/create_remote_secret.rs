@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::TryStreamExt;
 use http::{Method, StatusCode};
+use kube::core::WatchEvent;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 use serde::Deserialize;
 use serde_json::Value;
@@ -74,9 +76,8 @@ const KEYS: &[&str] = &["type", "name", "namespace", "service_account", "create_
 /// Placeholder token of a dry run, which must not create the token Secret.
 const DRY_RUN_TOKEN: &str = "mesh-run-dry-run-placeholder-no-token-was-minted";
 const DRY_RUN_ANNOTATION: &str = "mesh-run.io/dry-run-placeholder";
-/// istioctl's `waitForTokenData`: constant 1 s backoff, 5 retries.
-const TOKEN_RETRIES: u32 = 5;
-const TOKEN_BACKOFF: Duration = Duration::from_secs(1);
+/// istioctl's `waitForTokenData` gives up after 5 retries 1 s apart.
+const TOKEN_WAIT: Duration = Duration::from_secs(5);
 
 /// The options with istioctl's defaults filled in (except those read from the cluster).
 #[derive(Debug)]
@@ -147,10 +148,11 @@ async fn create_remote_secret(session: &Session, cluster: &ClusterHandle, req: R
         Some(sa) => service_account_secret(session, client, &req, sa).await?,
         None => None,
     };
+    let placeholder = token_secret.is_none();
     let (ca, token, outcome) = match token_secret {
         Some(secret) => {
             let (ca, token) = wait_for_token_data(client, secret).await?;
-            (ca, token, "ready")
+            (ca, token, "ok")
         }
         None => {
             session.warn(
@@ -167,7 +169,7 @@ async fn create_remote_secret(session: &Session, cluster: &ClusterHandle, req: R
 
     let kubeconfig = rs::kubeconfig(&cluster_name, &server, &ca, &token);
     let mut secret = rs::secret(req.secret_type, &cluster_name, &req.namespace, kubeconfig);
-    if token == DRY_RUN_TOKEN {
+    if placeholder {
         secret["metadata"]["annotations"][DRY_RUN_ANNOTATION] = "a dry run cannot mint a service account token".into();
     }
     session.step(&client.name, "remote-secret", &object, outcome, started, None);
@@ -337,33 +339,60 @@ async fn get_referencing_secret(client: &ClusterClient, ns: &str, name: &str, se
     Ok(secret)
 }
 
-/// istioctl's `waitForTokenData`: `ca.crt` and `token`, re-reading the Secret
-/// every second, 5 times, while the token controller has not filled them.
-async fn wait_for_token_data(client: &ClusterClient, mut secret: Value) -> Result<(Vec<u8>, String)> {
-    let ns = secret.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
-    let name = secret.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+/// istioctl's `waitForTokenData`: `ca.crt` and `token`, once the token
+/// controller has filled them. istioctl re-reads the Secret 5 times, 1 s
+/// apart; this watches it for the same 5 s, so a run goes on as soon as they
+/// are there (usually within milliseconds of creating it).
+async fn wait_for_token_data(client: &ClusterClient, secret: Value) -> Result<(Vec<u8>, String)> {
+    let mut last = rs::token_data(&secret);
+    if let Ok(data) = last {
+        return Ok(data);
+    }
+    let field = |p: &str| secret.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let (ns, name) = (field("/metadata/namespace"), field("/metadata/name"));
     let what = format!("Secret {ns}/{name}");
-    let mut retries = 0;
-    loop {
-        match rs::token_data(&secret) {
-            Ok(data) => return Ok(data),
-            Err(missing) if retries == TOKEN_RETRIES => {
-                return Err(token_failure(
-                    client,
-                    format!(
-                        "{missing} in {what} after {TOKEN_RETRIES} retries, {}s apart (is the token controller of kube-controller-manager running?)",
-                        TOKEN_BACKOFF.as_secs()
-                    ),
-                ));
+    let collection = format!("/api/v1/namespaces/{ns}/secrets?fieldSelector=metadata.name%3D{name}");
+    let gone = || Error::NotFound { cluster: client.name.clone(), object: what.clone() };
+    let watching = async {
+        // List, then watch from there; again if the watch ends early.
+        loop {
+            let list = client.get_json(&collection, &what).await?.unwrap_or(Value::Null);
+            let current = list.get("items").and_then(Value::as_array).and_then(|items| items.first()).ok_or_else(gone)?;
+            last = rs::token_data(current);
+            if let Ok(data) = &last {
+                return Ok(data.clone());
             }
-            Err(_) => {}
+            let rv = list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("0");
+            let url = format!("{collection}&watch=true&resourceVersion={rv}&timeoutSeconds={}", TOKEN_WAIT.as_secs() + 1);
+            let request = http::Request::get(url).body(Vec::new()).map_err(|e| Error::usage(e.to_string()))?;
+            let events = client.client.request_events::<Value>(request).await.map_err(|e| client.unreachable(e))?;
+            futures::pin_mut!(events);
+            while let Some(event) = events.try_next().await.map_err(|e| client.unreachable(e))? {
+                match event {
+                    WatchEvent::Added(s) | WatchEvent::Modified(s) => {
+                        last = rs::token_data(&s);
+                        if let Ok(data) = &last {
+                            return Ok(data.clone());
+                        }
+                    }
+                    WatchEvent::Deleted(_) => return Err(gone()),
+                    WatchEvent::Bookmark(_) => {}
+                    // 410 Gone: the resourceVersion is too old, relist.
+                    WatchEvent::Error(_) => break,
+                }
+            }
         }
-        retries += 1;
-        tokio::time::sleep(TOKEN_BACKOFF).await;
-        secret = client
-            .get_json(&format!("/api/v1/namespaces/{ns}/secrets/{name}"), &what)
-            .await?
-            .ok_or_else(|| Error::NotFound { cluster: client.name.clone(), object: what.clone() })?;
+    };
+    match tokio::time::timeout(TOKEN_WAIT, watching).await {
+        Ok(result) => result,
+        Err(_) => Err(token_failure(
+            client,
+            format!(
+                "{} in {what} after waiting {}s for the token controller to fill it (is kube-controller-manager running with its serviceaccount-token controller?)",
+                last.err().unwrap_or_default(),
+                TOKEN_WAIT.as_secs()
+            ),
+        )),
     }
 }
 

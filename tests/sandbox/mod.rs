@@ -1,3 +1,4 @@
+// In tests/sandbox/ (not tests/sandbox.rs): Cargo would build every tests/*.rs as a test binary of its own.
 //! `mesh-run sandbox` against its real API servers: clusters answer with
 //! verified TLS, the CRDs are there, the controller manager and the
 //! simulators do their part, and stopping leaves nothing behind.
@@ -11,6 +12,8 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 use crate::support::{self, SandboxProcess, Test, control_plane_processes, wait_for};
+
+mod remote_secret;
 
 const CLUSTERS: &[&str] = &["control-plane", "data-plane"];
 

@@ -46,17 +46,37 @@ impl ClusterCerts {
     pub fn generate(cluster: &str) -> Result<ClusterCerts> {
         let ca_key = KeyPair::generate().map_err(pki_error)?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(pki_error)?;
-        ca_params.distinguished_name.push(DnType::CommonName, format!("mesh-run sandbox CA {cluster}"));
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("mesh-run sandbox CA {cluster}"));
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca_cert = ca_params.self_signed(&ca_key).map_err(pki_error)?;
-        let ca = CertifiedKey { cert_pem: ca_cert.pem(), key_pem: ca_key.serialize_pem() };
+        let ca = CertifiedKey {
+            cert_pem: ca_cert.pem(),
+            key_pem: ca_key.serialize_pem(),
+        };
         let issuer = Issuer::new(ca_params, ca_key);
 
         let names: Vec<String> = SERVING_NAMES.iter().map(|s| s.to_string()).collect();
-        let serving = leaf(&issuer, "kube-apiserver", None, names, ExtendedKeyUsagePurpose::ServerAuth)?;
-        let admin = leaf(&issuer, "admin", Some("system:masters"), vec![], ExtendedKeyUsagePurpose::ClientAuth)?;
+        let serving = leaf(
+            &issuer,
+            "kube-apiserver",
+            None,
+            names,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )?;
+        let admin = leaf(
+            &issuer,
+            "admin",
+            Some("system:masters"),
+            vec![],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )?;
         let controller_manager = leaf(
             &issuer,
             "system:kube-controller-manager",
@@ -87,19 +107,31 @@ fn leaf(
 ) -> Result<CertifiedKey> {
     let key = KeyPair::generate().map_err(pki_error)?;
     let mut params = CertificateParams::new(names).map_err(pki_error)?;
-    params.distinguished_name.push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
     if let Some(org) = organization {
-        params.distinguished_name.push(DnType::OrganizationName, org);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, org);
     }
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![usage];
     params.use_authority_key_identifier_extension = true;
     let cert = params.signed_by(&key, issuer).map_err(pki_error)?;
-    Ok(CertifiedKey { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(CertifiedKey {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 fn pki_error(err: rcgen::Error) -> Error {
-    Error::Sandbox { message: format!("cannot generate certificates: {err}") }
+    Error::Sandbox {
+        message: format!("cannot generate certificates: {err}"),
+    }
 }
 
 #[cfg(test)]
@@ -111,13 +143,25 @@ mod tests {
         let a = ClusterCerts::generate("a").unwrap();
         let b = ClusterCerts::generate("b").unwrap();
         assert_ne!(a.ca.cert_pem, b.ca.cert_pem);
-        for pem in [&a.ca.cert_pem, &a.serving.cert_pem, &a.admin.cert_pem, &a.controller_manager.cert_pem] {
+        for pem in [
+            &a.ca.cert_pem,
+            &a.serving.cert_pem,
+            &a.admin.cert_pem,
+            &a.controller_manager.cert_pem,
+        ] {
             assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
         }
         // The keys load back, i.e. kube-apiserver gets well-formed PKCS#8.
-        for key in [&a.serving.key_pem, &a.admin.key_pem, &a.service_account_key_pem] {
+        for key in [
+            &a.serving.key_pem,
+            &a.admin.key_pem,
+            &a.service_account_key_pem,
+        ] {
             KeyPair::from_pem(key).unwrap();
         }
-        assert!(a.service_account_pub_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert!(
+            a.service_account_pub_pem
+                .starts_with("-----BEGIN PUBLIC KEY-----")
+        );
     }
 }

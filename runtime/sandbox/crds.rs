@@ -35,8 +35,9 @@ pub fn parse_bundled() -> Result<Vec<Value>> {
     BUNDLED
         .iter()
         .map(|(file, text)| {
-            serde_saphyr::from_str::<Value>(text)
-                .map_err(|e| Error::Sandbox { message: format!("bundled CRD {file} does not parse: {e}") })
+            serde_saphyr::from_str::<Value>(text).map_err(|e| Error::Sandbox {
+                message: format!("bundled CRD {file} does not parse: {e}"),
+            })
         })
         .collect()
 }
@@ -57,7 +58,9 @@ pub fn adapt_for_pre_1_25(crd: &mut Value) {
     /// defaults at most this deep are kept.
     const KEEP_DEFAULTS_UP_TO: usize = 3;
     fn strip(schema: &mut Value, depth: usize) {
-        let Some(map) = schema.as_object_mut() else { return };
+        let Some(map) = schema.as_object_mut() else {
+            return;
+        };
         map.remove("x-kubernetes-validations");
         if depth > KEEP_DEFAULTS_UP_TO {
             map.remove("default");
@@ -68,7 +71,9 @@ pub fn adapt_for_pre_1_25(crd: &mut Value) {
                 ("properties" | "patternProperties" | "definitions", Value::Object(fields)) => {
                     fields.values_mut().for_each(|s| strip(s, depth + 1))
                 }
-                ("items" | "additionalProperties" | "not", s @ Value::Object(_)) => strip(s, depth + 1),
+                ("items" | "additionalProperties" | "not", s @ Value::Object(_)) => {
+                    strip(s, depth + 1)
+                }
                 ("items" | "allOf" | "anyOf" | "oneOf", Value::Array(list)) => {
                     list.iter_mut().for_each(|s| strip(s, depth + 1))
                 }
@@ -76,7 +81,10 @@ pub fn adapt_for_pre_1_25(crd: &mut Value) {
             }
         }
     }
-    if let Some(versions) = crd.pointer_mut("/spec/versions").and_then(Value::as_array_mut) {
+    if let Some(versions) = crd
+        .pointer_mut("/spec/versions")
+        .and_then(Value::as_array_mut)
+    {
         for version in versions {
             if let Some(schema) = version.pointer_mut("/schema/openAPIV3Schema") {
                 strip(schema, 0);
@@ -100,20 +108,33 @@ pub async fn install(client: &kube::Client, crds: &[Value], adapt: bool) -> Resu
         if adapt {
             adapt_for_pre_1_25(&mut crd);
         }
-        let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?").to_string();
-        let object: DynamicObject = serde_json::from_value(crd)
-            .map_err(|e| Error::Sandbox { message: format!("CRD {name}: {e}") })?;
+        let name = crd
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        let object: DynamicObject = serde_json::from_value(crd).map_err(|e| Error::Sandbox {
+            message: format!("CRD {name}: {e}"),
+        })?;
         match dynamic.create(&PostParams::default(), &object).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(e) => return Err(Error::Sandbox { message: format!("cannot create CRD {name}: {e}") }),
+            Err(e) => {
+                return Err(Error::Sandbox {
+                    message: format!("cannot create CRD {name}: {e}"),
+                });
+            }
         }
         let typed: Api<CustomResourceDefinition> = Api::all(client.clone());
         let established = await_condition(typed, &name, conditions::is_crd_established());
         match tokio::time::timeout(Duration::from_secs(60), established).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(Error::Sandbox { message: format!("waiting for CRD {name}: {e}") }),
-            Err(_) => Err(Error::Sandbox { message: format!("CRD {name} not Established after 60s") }),
+            Ok(Err(e)) => Err(Error::Sandbox {
+                message: format!("waiting for CRD {name}: {e}"),
+            }),
+            Err(_) => Err(Error::Sandbox {
+                message: format!("CRD {name} not Established after 60s"),
+            }),
         }
     }))
     .await
@@ -126,7 +147,10 @@ mod tests {
 
     fn count(node: &Value, key: &str) -> usize {
         match node {
-            Value::Object(map) => map.iter().map(|(k, v)| usize::from(k == key) + count(v, key)).sum(),
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| usize::from(k == key) + count(v, key))
+                .sum(),
             Value::Array(items) => items.iter().map(|v| count(v, key)).sum(),
             _ => 0,
         }
@@ -149,7 +173,10 @@ mod tests {
         let spec = &istio["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
         assert_eq!(spec["properties"]["version"]["default"], "v1.31.0-beta.1");
         assert_eq!(spec["properties"]["namespace"]["default"], "istio-system");
-        assert_eq!(spec["properties"]["updateStrategy"]["properties"]["type"]["default"], "InPlace");
+        assert_eq!(
+            spec["properties"]["updateStrategy"]["properties"]["type"]["default"],
+            "InPlace"
+        );
         assert!(spec["default"].is_object());
         assert_eq!(count(&spec["properties"]["values"], "default"), 0);
     }

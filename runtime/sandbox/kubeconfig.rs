@@ -85,7 +85,10 @@ pub fn render(entries: &[KubeconfigEntry<'_>]) -> Result<String> {
             .map(|e| Named {
                 name: e.name.to_string(),
                 body: ClusterFields {
-                    cluster: ClusterBody { certificate_authority_data: STANDARD.encode(e.ca_pem), server: e.server },
+                    cluster: ClusterBody {
+                        certificate_authority_data: STANDARD.encode(e.ca_pem),
+                        server: e.server,
+                    },
                 },
             })
             .collect(),
@@ -93,7 +96,12 @@ pub fn render(entries: &[KubeconfigEntry<'_>]) -> Result<String> {
             .iter()
             .map(|e| Named {
                 name: e.name.to_string(),
-                body: ContextFields { context: ContextBody { cluster: e.name, user: user_name(e.name) } },
+                body: ContextFields {
+                    context: ContextBody {
+                        cluster: e.name,
+                        user: user_name(e.name),
+                    },
+                },
             })
             .collect(),
         current_context: entries.first().map(|e| e.name).unwrap_or(""),
@@ -110,21 +118,30 @@ pub fn render(entries: &[KubeconfigEntry<'_>]) -> Result<String> {
             })
             .collect(),
     };
-    serde_saphyr::to_string(&file)
-        .map_err(|e| Error::Sandbox { message: format!("cannot write kubeconfig: {e}") })
+    serde_saphyr::to_string(&file).map_err(|e| Error::Sandbox {
+        message: format!("cannot write kubeconfig: {e}"),
+    })
 }
 
 /// A kube client for `context` of the kubeconfig text `yaml`.
 pub async fn client_for(yaml: &str, context: &str) -> Result<kube::Client> {
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml)
-        .map_err(|e| Error::Sandbox { message: format!("kubeconfig for {context}: {e}") })?;
-    let options = kube::config::KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| Error::Sandbox {
+        message: format!("kubeconfig for {context}: {e}"),
+    })?;
+    let options = kube::config::KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..Default::default()
+    };
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .map_err(|e| Error::Sandbox { message: format!("kubeconfig for {context}: {e}") })?;
+        .map_err(|e| Error::Sandbox {
+            message: format!("kubeconfig for {context}: {e}"),
+        })?;
     // Fresh clusters answer fast; a short timeout keeps readiness polling snappy.
     config.connect_timeout = Some(std::time::Duration::from_secs(2));
-    kube::Client::try_from(config).map_err(|e| Error::Sandbox { message: format!("client for {context}: {e}") })
+    kube::Client::try_from(config).map_err(|e| Error::Sandbox {
+        message: format!("client for {context}: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -132,14 +149,22 @@ mod tests {
     use super::*;
 
     fn entry<'a>(name: &'a str, server: &'a str) -> KubeconfigEntry<'a> {
-        KubeconfigEntry { name, server, ca_pem: "CA", client_cert_pem: "CERT", client_key_pem: "KEY" }
+        KubeconfigEntry {
+            name,
+            server,
+            ca_pem: "CA",
+            client_cert_pem: "CERT",
+            client_key_pem: "KEY",
+        }
     }
 
     #[test]
     fn one_context_per_cluster_named_after_it() {
-        let yaml =
-            render(&[entry("control-plane", "https://127.0.0.1:1"), entry("data-plane", "https://127.0.0.1:2")])
-                .unwrap();
+        let yaml = render(&[
+            entry("control-plane", "https://127.0.0.1:1"),
+            entry("data-plane", "https://127.0.0.1:2"),
+        ])
+        .unwrap();
         let parsed = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
         assert_eq!(parsed.current_context.as_deref(), Some("control-plane"));
         let names: Vec<_> = parsed.contexts.iter().map(|c| c.name.as_str()).collect();
@@ -149,8 +174,14 @@ mod tests {
         assert_eq!(context.user.as_deref(), Some("data-plane-admin"));
         let cluster = parsed.clusters[1].cluster.as_ref().unwrap();
         assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:2"));
-        assert_eq!(cluster.certificate_authority_data.as_deref(), Some(STANDARD.encode("CA").as_str()));
-        assert_eq!(cluster.insecure_skip_tls_verify, None, "TLS must never be skipped");
+        assert_eq!(
+            cluster.certificate_authority_data.as_deref(),
+            Some(STANDARD.encode("CA").as_str())
+        );
+        assert_eq!(
+            cluster.insecure_skip_tls_verify, None,
+            "TLS must never be skipped"
+        );
         assert!(yaml.starts_with("apiVersion: v1\nkind: Config\n"), "{yaml}");
         assert!(yaml.contains("client-key-data: "), "{yaml}");
     }

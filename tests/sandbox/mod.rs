@@ -11,9 +11,10 @@ use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
-use crate::support::{self, SandboxProcess, Test, control_plane_processes, wait_for};
+use crate::support::{self, Test, wait_for};
 
 mod remote_secret;
+mod stopping;
 
 const CLUSTERS: &[&str] = &["control-plane", "data-plane"];
 
@@ -27,35 +28,56 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
     let object: K = serde_json::from_value(object).expect("test object");
-    api.create(&PostParams::default(), &object).await.expect("create")
+    api.create(&PostParams::default(), &object)
+        .await
+        .expect("create")
 }
 
 async fn namespace(client: &kube::Client, name: &str) {
-    create(&Api::<Namespace>::all(client.clone()), json!({"metadata": {"name": name}})).await;
+    create(
+        &Api::<Namespace>::all(client.clone()),
+        json!({"metadata": {"name": name}}),
+    )
+    .await;
 }
 
 fn state_is(state: &'static str) -> impl Fn(Option<&DynamicObject>) -> bool {
     move |o| {
         o.is_some_and(|o| {
             o.data.pointer("/status/state") == Some(&json!(state))
-                && o.data.pointer("/status/observedGeneration") == o.metadata.generation.map(|g| json!(g)).as_ref()
+                && o.data.pointer("/status/observedGeneration")
+                    == o.metadata.generation.map(|g| json!(g)).as_ref()
         })
     }
 }
 
 fn condition<'a>(object: &'a DynamicObject, kind: &str) -> &'a Value {
-    let conditions = object.data.pointer("/status/conditions").and_then(Value::as_array);
-    conditions.and_then(|c| c.iter().find(|c| c["type"] == kind)).unwrap_or(&Value::Null)
+    let conditions = object
+        .data
+        .pointer("/status/conditions")
+        .and_then(Value::as_array);
+    conditions
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .unwrap_or(&Value::Null)
 }
 
 #[tokio::test]
 async fn each_cluster_answers_version_with_verified_tls() {
     let sandbox = support::sandbox("default", CLUSTERS);
     let kubeconfig = std::fs::read_to_string(sandbox.kubeconfig()).unwrap();
-    assert!(kubeconfig.contains("certificate-authority-data"), "{}", sandbox.kubeconfig().display());
+    assert!(
+        kubeconfig.contains("certificate-authority-data"),
+        "{}",
+        sandbox.kubeconfig().display()
+    );
     assert!(!kubeconfig.contains("insecure-skip-tls-verify"));
     for context in CLUSTERS {
-        let version = sandbox.client(context).await.apiserver_version().await.unwrap();
+        let version = sandbox
+            .client(context)
+            .await
+            .apiserver_version()
+            .await
+            .unwrap();
         assert_eq!(version.major, "1", "{context}");
     }
 }
@@ -69,12 +91,27 @@ fn kubectl_works_with_the_generated_kubeconfig() {
     for kubectl in kubectls {
         for context in CLUSTERS {
             let output = std::process::Command::new(&kubectl)
-                .args(["--context", context, "get", "namespace", "kube-system", "-o", "name"])
+                .args([
+                    "--context",
+                    context,
+                    "get",
+                    "namespace",
+                    "kube-system",
+                    "-o",
+                    "name",
+                ])
                 .env("KUBECONFIG", sandbox.kubeconfig())
                 .output()
                 .unwrap();
-            let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-            assert!(output.status.success(), "{} --context {context}: {stderr}", kubectl.display());
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr),
+            );
+            assert!(
+                output.status.success(),
+                "{} --context {context}: {stderr}",
+                kubectl.display()
+            );
             assert_eq!(stdout.trim(), "namespace/kube-system");
         }
     }
@@ -94,9 +131,17 @@ async fn bundled_crds_are_established_everywhere() {
             "gateways.networking.istio.io",
             "virtualservices.networking.istio.io",
         ] {
-            let crd = crds.get(name).await.unwrap_or_else(|e| panic!("{context}: {name}: {e}"));
+            let crd = crds
+                .get(name)
+                .await
+                .unwrap_or_else(|e| panic!("{context}: {name}: {e}"));
             let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
-            assert!(conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"), "{context}: {name}");
+            assert!(
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True"),
+                "{context}: {name}"
+            );
         }
     }
 }
@@ -108,18 +153,40 @@ async fn an_istio_becomes_ready_through_the_simulated_operator() {
     namespace(&client, "t-istio-ready").await;
     let istios = istio_api(client);
     let spec = json!({"namespace": "t-istio-ready", "version": "v1.30.3"});
-    create(&istios, json!({"apiVersion": "sailoperator.io/v1", "kind": "Istio",
-        "metadata": {"name": "t-istio-ready"}, "spec": spec})).await;
-    let istio = wait_for(istios.clone(), "t-istio-ready", state_is("Healthy"), Duration::from_secs(30)).await;
+    create(
+        &istios,
+        json!({"apiVersion": "sailoperator.io/v1", "kind": "Istio",
+        "metadata": {"name": "t-istio-ready"}, "spec": spec}),
+    )
+    .await;
+    let istio = wait_for(
+        istios.clone(),
+        "t-istio-ready",
+        state_is("Healthy"),
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(condition(&istio, "Ready")["status"], "True");
     assert_eq!(istio.data["status"]["activeRevisionName"], "t-istio-ready");
-    assert_eq!(istio.data["status"]["revisions"], json!({"total": 1, "ready": 1, "inUse": 0}));
+    assert_eq!(
+        istio.data["status"]["revisions"],
+        json!({"total": 1, "ready": 1, "inUse": 0})
+    );
 
     // A new generation is reconciled again.
     let patch = json!({"spec": {"values": {"pilot": {"env": {"X": "1"}}}}});
     let params = kube::api::PatchParams::default();
-    istios.patch("t-istio-ready", &params, &kube::api::Patch::Merge(&patch)).await.unwrap();
-    let istio = wait_for(istios, "t-istio-ready", state_is("Healthy"), Duration::from_secs(30)).await;
+    istios
+        .patch("t-istio-ready", &params, &kube::api::Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let istio = wait_for(
+        istios,
+        "t-istio-ready",
+        state_is("Healthy"),
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(istio.data["status"]["observedGeneration"], 2);
 }
 
@@ -130,14 +197,26 @@ async fn an_istio_whose_namespace_is_missing_gets_reconcile_error_until_it_appea
     let istios = istio_api(client.clone());
     create(&istios, json!({"apiVersion": "sailoperator.io/v1", "kind": "Istio",
         "metadata": {"name": "t-missing-ns"}, "spec": {"namespace": "t-missing-ns", "version": "v1.30.3"}})).await;
-    let istio = wait_for(istios.clone(), "t-missing-ns", state_is("ReconcileError"), Duration::from_secs(30)).await;
+    let istio = wait_for(
+        istios.clone(),
+        "t-missing-ns",
+        state_is("ReconcileError"),
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(
         condition(&istio, "Reconciled")["message"],
         "error reconciling resource: validation error: namespace \"t-missing-ns\" doesn't exist"
     );
     assert_eq!(condition(&istio, "Ready")["status"], "Unknown");
     namespace(&client, "t-missing-ns").await;
-    wait_for(istios, "t-missing-ns", state_is("Healthy"), Duration::from_secs(30)).await;
+    wait_for(
+        istios,
+        "t-missing-ns",
+        state_is("Healthy"),
+        Duration::from_secs(30),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -146,10 +225,25 @@ async fn a_load_balancer_service_gets_an_address() {
     let client = sandbox.client("control-plane").await;
     namespace(&client, "t-load-balancer").await;
     let services: Api<Service> = Api::namespaced(client, "t-load-balancer");
-    create(&services, json!({"metadata": {"name": "gateway"},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 15012, "protocol": "TCP"}]}})).await;
+    create(
+        &services,
+        json!({"metadata": {"name": "gateway"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 15012, "protocol": "TCP"}]}}),
+    )
+    .await;
     let has_ip = |s: Option<&Service>| {
-        s.and_then(|s| s.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref()?.first()?.ip.clone()).is_some()
+        s.and_then(|s| {
+            s.status
+                .as_ref()?
+                .load_balancer
+                .as_ref()?
+                .ingress
+                .as_ref()?
+                .first()?
+                .ip
+                .clone()
+        })
+        .is_some()
     };
     wait_for(services, "gateway", has_ip, Duration::from_secs(30)).await;
 }
@@ -162,39 +256,18 @@ async fn a_service_account_token_secret_gets_token_and_ca() {
     let secrets: Api<Secret> = Api::namespaced(client, "t-token");
     // The `default` ServiceAccount comes from the serviceaccount controller; the token controller
     // accepts the Secret only once it exists, so both controllers are exercised.
-    create(&secrets, json!({"metadata": {"name": "token",
+    create(
+        &secrets,
+        json!({"metadata": {"name": "token",
         "annotations": {"kubernetes.io/service-account.name": "default"}},
-        "type": "kubernetes.io/service-account-token"})).await;
+        "type": "kubernetes.io/service-account-token"}),
+    )
+    .await;
     let filled = |s: Option<&Secret>| {
-        s.and_then(|s| s.data.as_ref()).is_some_and(|d| d.contains_key("token") && d.contains_key("ca.crt"))
+        s.and_then(|s| s.data.as_ref())
+            .is_some_and(|d| d.contains_key("token") && d.contains_key("ca.crt"))
     };
     wait_for(secrets, "token", filled, Duration::from_secs(30)).await;
-}
-
-#[test]
-fn sigterm_stops_every_process_and_removes_the_folder() {
-    let sandbox = SandboxProcess::start("sigterm", &["solo"]).unwrap();
-    let dir = sandbox.dir().to_path_buf();
-    assert!(!control_plane_processes(&dir).is_empty(), "no control plane found for {}", dir.display());
-    sandbox.stop();
-    assert_eq!(control_plane_processes(&dir), Vec::<String>::new());
-    assert!(!dir.exists(), "{} still exists", dir.display());
-}
-
-#[test]
-fn sigkill_of_the_sandbox_leaves_no_control_plane_process() {
-    let sandbox = SandboxProcess::start("sigkill", &["solo"]).unwrap();
-    let dir = sandbox.dir().to_path_buf();
-    assert!(!control_plane_processes(&dir).is_empty());
-    // SAFETY: plain syscall on our own child.
-    unsafe { libc::kill(sandbox.child.pid() as libc::pid_t, libc::SIGKILL) };
-    // PDEATHSIG is immediate; allow the kernel a moment to deliver it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !control_plane_processes(&dir).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(control_plane_processes(&dir), Vec::<String>::new());
-    sandbox.stop();
 }
 
 #[test]

@@ -26,12 +26,24 @@ pub struct Condition {
     pub message: String,
 }
 
-fn condition(kind: &'static str, status: &'static str, reason: &'static str, message: &str) -> Condition {
-    Condition { kind, status, reason, message: message.to_string() }
+fn condition(
+    kind: &'static str,
+    status: &'static str,
+    reason: &'static str,
+    message: &str,
+) -> Condition {
+    Condition {
+        kind,
+        status,
+        reason,
+        message: message.to_string(),
+    }
 }
 
 fn str_at<'a>(spec: &'a Value, pointer: &str) -> Option<&'a str> {
-    spec.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
+    spec.pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// `"true"` or `true`: Helm values are untyped, users write both.
@@ -45,7 +57,10 @@ fn truthy(spec: &Value, pointer: &str) -> Option<bool> {
 
 /// `InPlace` (the default): the Istio's name; `RevisionBased`: `<name>-<version with . → ->`.
 pub fn revision_name(name: &str, spec: &Value) -> String {
-    match (str_at(spec, "/updateStrategy/type"), str_at(spec, "/version")) {
+    match (
+        str_at(spec, "/updateStrategy/type"),
+        str_at(spec, "/version"),
+    ) {
         (Some("RevisionBased"), Some(version)) => format!("{name}-{}", version.replace('.', "-")),
         _ => name.to_string(),
     }
@@ -75,7 +90,9 @@ fn validate(spec: &Value, facts: &Facts) -> Result<(), String> {
     };
     if !facts.namespaces.contains_key(namespace) {
         // Raised by the IstioRevision controller; the Istio copies its condition.
-        return Err(format!("error reconciling resource: validation error: namespace \"{namespace}\" doesn't exist"));
+        return Err(format!(
+            "error reconciling resource: validation error: namespace \"{namespace}\" doesn't exist"
+        ));
     }
     Ok(())
 }
@@ -95,8 +112,15 @@ fn dependencies(spec: &Value, facts: &Facts) -> Condition {
         return condition("DependenciesHealthy", "True", "DependenciesHealthy", "");
     }
     match &facts.cni_default_state {
-        None => condition("DependenciesHealthy", "False", "IstioCNINotFound", "IstioCNI resource does not exist"),
-        Some(Some(state)) if state == "Healthy" => condition("DependenciesHealthy", "True", "DependenciesHealthy", ""),
+        None => condition(
+            "DependenciesHealthy",
+            "False",
+            "IstioCNINotFound",
+            "IstioCNI resource does not exist",
+        ),
+        Some(Some(state)) if state == "Healthy" => {
+            condition("DependenciesHealthy", "True", "DependenciesHealthy", "")
+        }
         Some(_) => condition(
             "DependenciesHealthy",
             "False",
@@ -110,7 +134,8 @@ fn dependencies(spec: &Value, facts: &Facts) -> Condition {
 fn in_use(revision: &str, facts: &Facts) -> bool {
     facts.namespaces.values().any(|labels| {
         labels.get("istio.io/rev").map(String::as_str) == Some(revision)
-            || (revision == "default" && labels.get("istio-injection").map(String::as_str) == Some("enabled"))
+            || (revision == "default"
+                && labels.get("istio-injection").map(String::as_str) == Some("enabled"))
     })
 }
 
@@ -122,7 +147,8 @@ pub fn istio(name: &str, spec: &Value, facts: &Facts) -> (Vec<Condition>, Value)
             let conditions = reconcile_error(&message);
             // A namespace error comes from an IstioRevision that exists; spec errors stop before one is created.
             let exists = message.starts_with("error reconciling resource");
-            let mut extra = json!({"revisions": {"total": u8::from(exists), "ready": 0, "inUse": 0}});
+            let mut extra =
+                json!({"revisions": {"total": u8::from(exists), "ready": 0, "inUse": 0}});
             if exists {
                 extra["activeRevisionName"] = json!(revision);
             }
@@ -134,10 +160,19 @@ pub fn istio(name: &str, spec: &Value, facts: &Facts) -> (Vec<Condition>, Value)
             let ready = if !is_remote(spec) || facts.remote_istiod_ready {
                 condition("Ready", "True", "Ready", "")
             } else {
-                condition("Ready", "False", "RemoteIstiodNotReady", "readiness probe on remote istiod failed")
+                condition(
+                    "Ready",
+                    "False",
+                    "RemoteIstiodNotReady",
+                    "readiness probe on remote istiod failed",
+                )
             };
             let ready_count = u8::from(ready.status == "True");
-            let conditions = vec![condition("Reconciled", "True", "Reconciled", ""), ready, dependencies(spec, facts)];
+            let conditions = vec![
+                condition("Reconciled", "True", "Reconciled", ""),
+                ready,
+                dependencies(spec, facts),
+            ];
             let extra = json!({
                 "activeRevisionName": revision,
                 "revisions": {"total": 1, "ready": ready_count, "inUse": u8::from(in_use(&revision, facts))},
@@ -150,10 +185,18 @@ pub fn istio(name: &str, spec: &Value, facts: &Facts) -> (Vec<Condition>, Value)
 /// The status of an `IstioCNI`: `Reconciled` and `Ready` (its DaemonSet is taken as ready).
 pub fn istio_cni(spec: &Value, facts: &Facts) -> (Vec<Condition>, Value) {
     match validate(spec, facts) {
-        Err(message) if message.starts_with("error reconciling resource") => (reconcile_error(&message), json!({})),
-        Err(message) => (reconcile_error(&format!("error reconciling resource: {message}")), json!({})),
+        Err(message) if message.starts_with("error reconciling resource") => {
+            (reconcile_error(&message), json!({}))
+        }
+        Err(message) => (
+            reconcile_error(&format!("error reconciling resource: {message}")),
+            json!({}),
+        ),
         Ok(()) => (
-            vec![condition("Reconciled", "True", "Reconciled", ""), condition("Ready", "True", "Ready", "")],
+            vec![
+                condition("Reconciled", "True", "Reconciled", ""),
+                condition("Ready", "True", "Ready", ""),
+            ],
             json!({}),
         ),
     }
@@ -162,15 +205,28 @@ pub fn istio_cni(spec: &Value, facts: &Facts) -> (Vec<Condition>, Value) {
 fn reconcile_error(message: &str) -> Vec<Condition> {
     vec![
         condition("Reconciled", "False", "ReconcileError", message),
-        condition("Ready", "Unknown", "ReconcileError", "cannot determine readiness due to reconciliation error"),
+        condition(
+            "Ready",
+            "Unknown",
+            "ReconcileError",
+            "cannot determine readiness due to reconciliation error",
+        ),
     ]
 }
 
 /// The full status: conditions with `lastTransitionTime` kept from `previous`
 /// while a condition's status stays the same, `state` = reason of the first
 /// condition that is not True (else `Healthy`), and `observedGeneration`.
-pub fn finish(conditions: &[Condition], extra: Value, generation: i64, previous: Option<&Value>, now: &str) -> Value {
-    let previous_conditions = previous.and_then(|p| p.get("conditions")).and_then(Value::as_array);
+pub fn finish(
+    conditions: &[Condition],
+    extra: Value,
+    generation: i64,
+    previous: Option<&Value>,
+    now: &str,
+) -> Value {
+    let previous_conditions = previous
+        .and_then(|p| p.get("conditions"))
+        .and_then(Value::as_array);
     let rendered: Vec<Value> = conditions
         .iter()
         .map(|c| {
@@ -185,8 +241,13 @@ pub fn finish(conditions: &[Condition], extra: Value, generation: i64, previous:
             value
         })
         .collect();
-    let state = conditions.iter().find(|c| c.status != "True").map(|c| c.reason).unwrap_or("Healthy");
-    let mut status = json!({"observedGeneration": generation, "conditions": rendered, "state": state});
+    let state = conditions
+        .iter()
+        .find(|c| c.status != "True")
+        .map(|c| c.reason)
+        .unwrap_or("Healthy");
+    let mut status =
+        json!({"observedGeneration": generation, "conditions": rendered, "state": state});
     if let (Value::Object(status), Value::Object(extra)) = (&mut status, extra) {
         status.extend(extra);
     }
@@ -194,89 +255,4 @@ pub fn finish(conditions: &[Condition], extra: Value, generation: i64, previous:
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn facts(namespaces: &[&str]) -> Facts {
-        Facts {
-            namespaces: namespaces.iter().map(|n| (n.to_string(), BTreeMap::new())).collect(),
-            ..Facts::default()
-        }
-    }
-
-    fn types_and_reasons(conditions: &[Condition]) -> Vec<(&str, &str, &str)> {
-        conditions.iter().map(|c| (c.kind, c.status, c.reason)).collect()
-    }
-
-    #[test]
-    fn a_valid_istio_is_healthy_with_one_ready_revision() {
-        let spec = json!({"version": "v1.30.3", "namespace": "istio-system"});
-        let (conditions, extra) = istio("default", &spec, &facts(&["istio-system"]));
-        let status = finish(&conditions, extra, 3, None, "2026-01-01T00:00:00Z");
-        assert_eq!(status["state"], "Healthy");
-        assert_eq!(status["observedGeneration"], 3);
-        assert_eq!(status["activeRevisionName"], "default");
-        assert_eq!(status["revisions"], json!({"total": 1, "ready": 1, "inUse": 0}));
-        let names: Vec<_> = status["conditions"].as_array().unwrap().iter().map(|c| c["type"].clone()).collect();
-        assert_eq!(names, ["Reconciled", "Ready", "DependenciesHealthy"]);
-        assert!(status["conditions"][0].get("message").is_none(), "empty messages are omitted");
-    }
-
-    #[test]
-    fn missing_version_or_namespace_is_a_reconcile_error() {
-        let (conditions, _) = istio("x", &json!({"namespace": "istio-system"}), &facts(&["istio-system"]));
-        assert_eq!(conditions[0].message, "validation error: spec.version not set");
-        assert_eq!(conditions[1], reconcile_error("")[1]);
-        let (conditions, extra) = istio("x", &json!({"version": "v1.30.3", "namespace": "gone"}), &facts(&[]));
-        assert_eq!(
-            conditions[0].message,
-            "error reconciling resource: validation error: namespace \"gone\" doesn't exist"
-        );
-        let status = finish(&conditions, extra, 1, None, "t");
-        assert_eq!(status["state"], "ReconcileError");
-        assert_eq!(status["conditions"][1]["status"], "Unknown");
-    }
-
-    #[test]
-    fn a_remote_istio_waits_for_its_external_control_plane() {
-        let spec = json!({"version": "v1.30.3", "namespace": "ext", "profile": "remote",
-                          "values": {"global": {"configCluster": true}}});
-        assert!(renders_config_cluster_account(&spec));
-        let mut world = facts(&["ext"]);
-        let (conditions, extra) = istio("external-istiod", &spec, &world);
-        assert_eq!(types_and_reasons(&conditions)[1], ("Ready", "False", "RemoteIstiodNotReady"));
-        assert_eq!(finish(&conditions, extra, 1, None, "t")["state"], "RemoteIstiodNotReady");
-        world.remote_istiod_ready = true;
-        let (conditions, _) = istio("external-istiod", &spec, &world);
-        assert_eq!(types_and_reasons(&conditions)[1], ("Ready", "True", "Ready"));
-    }
-
-    #[test]
-    fn transition_time_changes_only_with_the_status() {
-        let spec = json!({"version": "v1.30.3", "namespace": "n", "profile": "remote"});
-        let (conditions, extra) = istio("r", &spec, &facts(&["n"]));
-        let first = finish(&conditions, extra, 1, None, "t1");
-        let world = Facts { remote_istiod_ready: true, ..facts(&["n"]) };
-        let (conditions, extra) = istio("r", &spec, &world);
-        let second = finish(&conditions, extra, 2, Some(&first), "t2");
-        assert_eq!(second["conditions"][0]["lastTransitionTime"], "t1", "Reconciled stayed True");
-        assert_eq!(second["conditions"][1]["lastTransitionTime"], "t2", "Ready flipped");
-    }
-
-    #[test]
-    fn cni_dependency_only_when_enabled() {
-        let spec = json!({"version": "v1", "namespace": "n", "values": {"pilot": {"cni": {"enabled": true}}}});
-        let (conditions, _) = istio("d", &spec, &facts(&["n"]));
-        assert_eq!(types_and_reasons(&conditions)[2], ("DependenciesHealthy", "False", "IstioCNINotFound"));
-        let world = Facts { cni_default_state: Some(Some("Healthy".into())), ..facts(&["n"]) };
-        assert_eq!(istio("d", &spec, &world).0[2].status, "True");
-    }
-
-    #[test]
-    fn revision_names_follow_the_update_strategy() {
-        assert_eq!(revision_name("default", &json!({"version": "v1.30.3"})), "default");
-        let spec = json!({"version": "v1.30.3", "updateStrategy": {"type": "RevisionBased"}});
-        assert_eq!(revision_name("default", &spec), "default-v1-30-3");
-        assert!(is_external_control_plane(&json!({"values": {"pilot": {"env": {"EXTERNAL_ISTIOD": "true"}}}})));
-    }
-}
+mod tests;

@@ -32,7 +32,12 @@ impl RemoteAccess {
     /// True when `kubeconfig` (a Secret data value) targets `target` and
     /// authenticates to it: its CA (or server URL) identifies `target`, and a
     /// `GET /api` with its credentials succeeds with TLS verified.
-    pub async fn authenticates(&mut self, target: &SimulatedCluster, source: &SecretSource<'_>, kubeconfig: &[u8]) -> bool {
+    pub async fn authenticates(
+        &mut self,
+        target: &SimulatedCluster,
+        source: &SecretSource<'_>,
+        kubeconfig: &[u8],
+    ) -> bool {
         let key = (
             target.name.clone(),
             source.uid.to_string(),
@@ -82,20 +87,29 @@ async fn check(target: &SimulatedCluster, kubeconfig: &[u8]) -> Result<(), Strin
         .as_deref()
         .and_then(|data| STANDARD.decode(data.trim()).ok())
         .is_some_and(|pem| String::from_utf8_lossy(&pem).trim() == target.ca_pem.trim());
-    let same_server = cluster.server.as_deref().map(|s| s.trim_end_matches('/')) == Some(target.server.as_str());
+    let same_server =
+        cluster.server.as_deref().map(|s| s.trim_end_matches('/')) == Some(target.server.as_str());
     if !same_ca && !same_server {
         return Err(format!(
             "it points at {} with another CA",
             cluster.server.as_deref().unwrap_or("no server")
         ));
     }
-    let options = KubeConfigOptions { context: Some(context), ..Default::default() };
-    let mut config =
-        kube::Config::from_custom_kubeconfig(parsed, &options).await.map_err(|e| format!("unusable kubeconfig: {e}"))?;
+    let options = KubeConfigOptions {
+        context: Some(context),
+        ..Default::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(parsed, &options)
+        .await
+        .map_err(|e| format!("unusable kubeconfig: {e}"))?;
     config.connect_timeout = Some(Duration::from_secs(3));
     config.read_timeout = Some(Duration::from_secs(5));
     let client = kube::Client::try_from(config).map_err(|e| format!("unusable kubeconfig: {e}"))?;
     // Discovery is allowed to every authenticated user (system:discovery) and
     // to nobody else: success proves the credentials, not just the network.
-    client.list_core_api_versions().await.map(|_| ()).map_err(|e| format!("GET /api failed: {e}"))
+    client
+        .list_core_api_versions()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("GET /api failed: {e}"))
 }

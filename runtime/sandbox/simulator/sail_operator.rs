@@ -11,12 +11,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -26,26 +22,16 @@ use tokio_util::sync::CancellationToken;
 use super::SimulatedCluster;
 use super::istio_status::{self, Facts};
 use super::remote_access::{RemoteAccess, SecretSource};
-
-fn sail_resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("sailoperator.io", "v1", kind), plural)
-}
-
-/// The watched state of one cluster.
-struct ClusterState {
-    view: SimulatedCluster,
-    istios: Store<DynamicObject>,
-    cnis: Store<DynamicObject>,
-    namespaces: Store<Namespace>,
-    /// Secrets labelled `istio/multiCluster=true`, all namespaces.
-    remote_secrets: Store<Secret>,
-}
+use super::watched_cluster::{ClusterState, sail_resource, watch_cluster};
 
 /// Runs until `cancel` fires.
 pub async fn run(clusters: Vec<SimulatedCluster>, delay: Duration, cancel: CancellationToken) {
     let (changed, mut on_change) = watch::channel(());
     let mut watchers = JoinSet::new();
-    let states: Vec<ClusterState> = clusters.into_iter().map(|view| watch_cluster(view, &changed, &mut watchers)).collect();
+    let states: Vec<ClusterState> = clusters
+        .into_iter()
+        .map(|view| watch_cluster(view, &changed, &mut watchers))
+        .collect();
     for state in &states {
         let ready = async {
             let _ = tokio::join!(
@@ -76,60 +62,6 @@ pub async fn run(clusters: Vec<SimulatedCluster>, delay: Duration, cancel: Cance
     watchers.abort_all();
 }
 
-/// Starts the four watchers of one cluster; each event pokes `changed`.
-fn watch_cluster(view: SimulatedCluster, changed: &watch::Sender<()>, tasks: &mut JoinSet<()>) -> ClusterState {
-    let client = &view.client;
-    let istio = sail_resource("Istio", "istios");
-    let cni = sail_resource("IstioCNI", "istiocnis");
-    let istio_writer = reflector::store::Writer::new(istio.clone());
-    let cni_writer = reflector::store::Writer::new(cni.clone());
-    let (istios, cnis) = (istio_writer.as_reader(), cni_writer.as_reader());
-    let (namespaces, ns_writer) = reflector::store();
-    let (remote_secrets, secret_writer) = reflector::store();
-    let config = watcher::Config::default();
-    let labelled = watcher::Config::default().labels("istio/multiCluster=true");
-    let name = view.name.clone();
-    let drive = |stream: futures::stream::BoxStream<'static, Result<(), watcher::Error>>, what: &'static str| {
-        let (changed, name) = (changed.clone(), name.clone());
-        async move {
-            let mut stream = stream;
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(()) => changed.send_replace(()),
-                    // Recoverable: the watcher backs off and resumes by itself.
-                    Err(e) => eprintln!("simulated sail-operator: {name}: watching {what}: {e}"),
-                }
-            }
-        }
-    };
-    let istio_api = Api::<DynamicObject>::all_with(client.clone(), &istio);
-    let cni_api = Api::<DynamicObject>::all_with(client.clone(), &cni);
-    let ns_api = Api::<Namespace>::all(client.clone());
-    let secret_api = Api::<Secret>::all(client.clone());
-    tasks.spawn(drive(
-        reflector::reflector(istio_writer, watcher(istio_api, config.clone()).default_backoff()).map(unit).boxed(),
-        "Istio",
-    ));
-    tasks.spawn(drive(
-        reflector::reflector(cni_writer, watcher(cni_api, config.clone()).default_backoff()).map(unit).boxed(),
-        "IstioCNI",
-    ));
-    tasks.spawn(drive(
-        reflector::reflector(ns_writer, watcher(ns_api, config).default_backoff()).map(unit).boxed(),
-        "Namespace",
-    ));
-    tasks.spawn(drive(
-        reflector::reflector(secret_writer, watcher(secret_api, labelled).default_backoff()).map(unit).boxed(),
-        "Secret",
-    ));
-    ClusterState { view, istios, cnis, namespaces, remote_secrets }
-}
-
-/// Events only say "changed": the stores hold the objects.
-fn unit<T>(event: Result<T, watcher::Error>) -> Result<(), watcher::Error> {
-    event.map(|_| ())
-}
-
 /// One round for one cluster: every Istio and IstioCNI gets its status.
 async fn reconcile(state: &ClusterState, all: &[ClusterState], access: &mut RemoteAccess) {
     let mut facts = Facts {
@@ -137,16 +69,30 @@ async fn reconcile(state: &ClusterState, all: &[ClusterState], access: &mut Remo
             .namespaces
             .state()
             .iter()
-            .map(|ns| (ns.name_any(), ns.labels().clone().into_iter().collect::<BTreeMap<_, _>>()))
+            .map(|ns| {
+                (
+                    ns.name_any(),
+                    ns.labels().clone().into_iter().collect::<BTreeMap<_, _>>(),
+                )
+            })
             .collect(),
-        cni_default_state: state.cnis.state().iter().find(|c| c.name_any() == "default").map(|c| {
-            c.data.pointer("/status/state").and_then(Value::as_str).map(str::to_string)
-        }),
+        cni_default_state: state
+            .cnis
+            .state()
+            .iter()
+            .find(|c| c.name_any() == "default")
+            .map(|c| {
+                c.data
+                    .pointer("/status/state")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }),
         remote_istiod_ready: false,
     };
     for istio in state.istios.state() {
         let spec = istio.data.get("spec").cloned().unwrap_or(Value::Null);
-        facts.remote_istiod_ready = istio_status::is_remote(&spec) && remote_reachable(state, all, access).await;
+        facts.remote_istiod_ready =
+            istio_status::is_remote(&spec) && remote_reachable(state, all, access).await;
         let (conditions, extra) = istio_status::istio(&istio.name_any(), &spec, &facts);
         write_status(state, &istio, "Istio", &conditions, extra).await;
         if istio_status::renders_config_cluster_account(&spec) && conditions[0].status == "True" {
@@ -163,7 +109,11 @@ async fn reconcile(state: &ClusterState, all: &[ClusterState], access: &mut Remo
 /// Some other cluster runs an external control plane (an Istio with
 /// `EXTERNAL_ISTIOD=true`) whose namespace holds a remote secret that
 /// authenticates to `target`.
-async fn remote_reachable(target: &ClusterState, all: &[ClusterState], access: &mut RemoteAccess) -> bool {
+async fn remote_reachable(
+    target: &ClusterState,
+    all: &[ClusterState],
+    access: &mut RemoteAccess,
+) -> bool {
     for other in all.iter().filter(|c| c.view.name != target.view.name) {
         let namespaces: Vec<String> = other
             .istios
@@ -171,7 +121,12 @@ async fn remote_reachable(target: &ClusterState, all: &[ClusterState], access: &
             .iter()
             .filter_map(|i| i.data.get("spec"))
             .filter(|spec| istio_status::is_external_control_plane(spec))
-            .map(|spec| spec.get("namespace").and_then(Value::as_str).unwrap_or("istio-system").to_string())
+            .map(|spec| {
+                spec.get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("istio-system")
+                    .to_string()
+            })
             .collect();
         for secret in other.remote_secrets.state() {
             let namespace = secret.namespace().unwrap_or_default();
@@ -207,27 +162,42 @@ async fn write_status(
     let generation = object.metadata.generation.unwrap_or(0);
     let previous = object.data.get("status");
     let now = k8s_openapi::jiff::Timestamp::now();
-    let now = k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now).to_string();
+    let now = k8s_openapi::jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string();
     let status = istio_status::finish(conditions, extra, generation, previous, &now);
     if previous == Some(&status) {
         return;
     }
-    let resource = if kind == "Istio" { sail_resource("Istio", "istios") } else { sail_resource("IstioCNI", "istiocnis") };
+    let resource = if kind == "Istio" {
+        sail_resource("Istio", "istios")
+    } else {
+        sail_resource("IstioCNI", "istiocnis")
+    };
     let api = Api::<DynamicObject>::all_with(state.view.client.clone(), &resource);
     let name = object.name_any();
     let patch = Patch::Merge(json!({ "status": status }));
-    match api.patch_status(&name, &PatchParams::default(), &patch).await {
+    match api
+        .patch_status(&name, &PatchParams::default(), &patch)
+        .await
+    {
         Ok(_) => eprintln!(
             "simulated sail-operator: {}: {kind} {name} generation {generation}: {}",
-            state.view.name, status["state"].as_str().unwrap_or("?")
+            state.view.name,
+            status["state"].as_str().unwrap_or("?")
         ),
-        Err(e) => eprintln!("simulated sail-operator: {}: cannot write status of {kind} {name}: {e}", state.view.name),
+        Err(e) => eprintln!(
+            "simulated sail-operator: {}: cannot write status of {kind} {name}: {e}",
+            state.view.name
+        ),
     }
 }
 
 /// ServiceAccount `istiod-<revision>` in the Istio's namespace, labelled as the istiod chart labels it.
 async fn ensure_service_account(state: &ClusterState, istio_name: &str, spec: &Value) {
-    let Some(namespace) = spec.get("namespace").and_then(Value::as_str) else { return };
+    let Some(namespace) = spec.get("namespace").and_then(Value::as_str) else {
+        return;
+    };
     let revision = istio_status::revision_name(istio_name, spec);
     let name = format!("istiod-{revision}");
     let api = Api::<ServiceAccount>::namespaced(state.view.client.clone(), namespace);
@@ -249,14 +219,25 @@ async fn ensure_service_account(state: &ClusterState, istio_name: &str, spec: &V
         metadata: ObjectMeta {
             name: Some(name.clone()),
             namespace: Some(namespace.to_string()),
-            labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
             ..Default::default()
         },
         ..Default::default()
     };
     match api.create(&PostParams::default(), &account).await {
-        Ok(_) => eprintln!("simulated sail-operator: {}: created ServiceAccount {namespace}/{name}", state.view.name),
+        Ok(_) => eprintln!(
+            "simulated sail-operator: {}: created ServiceAccount {namespace}/{name}",
+            state.view.name
+        ),
         Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(e) => eprintln!("simulated sail-operator: {}: cannot create ServiceAccount {namespace}/{name}: {e}", state.view.name),
+        Err(e) => eprintln!(
+            "simulated sail-operator: {}: cannot create ServiceAccount {namespace}/{name}: {e}",
+            state.view.name
+        ),
     }
 }

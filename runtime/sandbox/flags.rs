@@ -1,0 +1,138 @@
+//! The command lines of one sandbox cluster's processes, and the ports they
+//! listen on. Flags are chosen per Kubernetes version where they differ.
+
+use std::path::Path;
+
+use super::assets::Capabilities;
+use crate::error::{Error, Result};
+
+/// Ports reserved for one cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub etcd_client: u16,
+    pub etcd_peer: u16,
+    pub apiserver: u16,
+}
+
+/// Free loopback ports for `count` clusters, all taken before any is released
+/// so concurrent clusters never get the same one.
+pub fn free_ports(count: usize) -> Result<Vec<Ports>> {
+    let listeners = (0..count * 3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| Error::Sandbox {
+            message: format!("no free loopback port: {e}"),
+        })?;
+    let ports: Vec<u16> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.port())
+        .collect();
+    Ok(ports
+        .chunks(3)
+        .map(|p| Ports {
+            etcd_client: p[0],
+            etcd_peer: p[1],
+            apiserver: p[2],
+        })
+        .collect())
+}
+
+/// The controllers that matter without nodes: service-account tokens and
+/// `default` accounts, namespace deletion, garbage collection, and the
+/// Deployment → ReplicaSet chain (Pods stay Pending: there is no scheduler).
+const CONTROLLERS: &str =
+    "serviceaccount-token,serviceaccount,namespace,garbagecollector,deployment,replicaset";
+
+pub fn etcd_args(dir: &Path, ports: Ports, caps: Capabilities) -> Vec<String> {
+    let client = format!("http://127.0.0.1:{}", ports.etcd_client);
+    let peer = format!("http://127.0.0.1:{}", ports.etcd_peer);
+    let mut args = vec![
+        format!("--data-dir={}", dir.join("etcd").display()),
+        format!("--listen-client-urls={client}"),
+        format!("--advertise-client-urls={client}"),
+        format!("--listen-peer-urls={peer}"),
+        format!("--initial-advertise-peer-urls={peer}"),
+        format!("--initial-cluster=default={peer}"),
+    ];
+    if caps.etcd_unsafe_no_fsync {
+        // A throwaway store: skipping fsync saves seconds of startup on slow disks.
+        args.push("--unsafe-no-fsync=true".into());
+    }
+    args
+}
+
+pub fn apiserver_args(dir: &Path, ports: Ports) -> Vec<String> {
+    let file = |name: &str| dir.join(name).display().to_string();
+    vec![
+        format!("--etcd-servers=http://127.0.0.1:{}", ports.etcd_client),
+        format!("--secure-port={}", ports.apiserver),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        // The `kubernetes` Service's endpoints may not point at loopback; nothing here needs them.
+        "--endpoint-reconciler-type=none".into(),
+        format!("--cert-dir={}", dir.display()),
+        format!("--tls-cert-file={}", file("apiserver.crt")),
+        format!("--tls-private-key-file={}", file("apiserver.key")),
+        format!("--client-ca-file={}", file("ca.crt")),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+        format!("--service-account-key-file={}", file("sa.pub")),
+        format!("--service-account-signing-key-file={}", file("sa.key")),
+        "--authorization-mode=RBAC".into(),
+        "--service-cluster-ip-range=10.96.0.0/12".into(),
+        "--allow-privileged=true".into(),
+        // Lean, still a real apiserver: no request queueing for a single user, no profiling endpoints.
+        "--enable-priority-and-fairness=false".into(),
+        "--profiling=false".into(),
+    ]
+}
+
+pub fn controller_manager_args(dir: &Path, minor: u32) -> Vec<String> {
+    let file = |name: &str| dir.join(name).display().to_string();
+    let mut args = vec![
+        format!(
+            "--kubeconfig={}",
+            file("kube-controller-manager.kubeconfig")
+        ),
+        format!("--controllers={CONTROLLERS}"),
+        format!("--service-account-private-key-file={}", file("sa.key")),
+        format!("--root-ca-file={}", file("ca.crt")),
+        "--use-service-account-credentials=false".into(),
+        "--leader-elect=false".into(),
+        "--bind-address=127.0.0.1".into(),
+        // No HTTPS endpoint: nothing scrapes it, and several clusters would fight over 10257.
+        "--secure-port=0".into(),
+    ];
+    if minor < 24 {
+        // The insecure port (10252) was removed in 1.24; before that it must be switched off explicitly.
+        args.push("--port=0".into());
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_insecure_port_is_switched_off_only_where_it_exists() {
+        let dir = Path::new("/d");
+        assert!(controller_manager_args(dir, 20).contains(&"--port=0".to_string()));
+        assert!(
+            !controller_manager_args(dir, 37)
+                .iter()
+                .any(|a| a.starts_with("--port"))
+        );
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = free_ports(2).unwrap();
+        let all: Vec<u16> = ports
+            .iter()
+            .flat_map(|p| [p.etcd_client, p.etcd_peer, p.apiserver])
+            .collect();
+        let unique: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!(unique.len(), all.len());
+    }
+}

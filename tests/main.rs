@@ -1,3 +1,4 @@
 
 mod support;
 mod sandbox;
+mod remote_secret;

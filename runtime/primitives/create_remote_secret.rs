@@ -262,7 +262,15 @@ async fn legacy_service_account_secret(client: &ClusterClient, req: &Request, se
     if let Some(name) = &req.secret_name {
         return get_referencing_secret(client, ns, name, sa).await;
     }
-    let refs = service_account.get("secrets").and_then(Value::as_array).cloned().unwrap_or_default();
+    let secrets_of = |sa: &Value| sa.get("secrets").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut refs = secrets_of(service_account);
+    if refs.is_empty() {
+        // The token controller lists the Secret it made just after the account
+        // is created; istioctl does not wait for it, mesh-run does (≤ 5 s).
+        let path = format!("/api/v1/namespaces/{ns}/serviceaccounts");
+        let listed = |sa: &Value| Some(secrets_of(sa)).filter(|r| !r.is_empty());
+        refs = watch_until(client, &path, sa, &format!("ServiceAccount {ns}/{sa}"), listed).await?.unwrap_or_default();
+    }
     match refs.as_slice() {
         [] => Err(token_failure(client, format!("no secret found in the service account: {ns}/{sa}"))),
         [one] => {
@@ -349,18 +357,43 @@ async fn wait_for_token_data(client: &ClusterClient, secret: Value) -> Result<(V
         return Ok(data);
     }
     let field = |p: &str| secret.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
-    let (ns, name) = (field("/metadata/namespace"), field("/metadata/name"));
-    let what = format!("Secret {ns}/{name}");
-    let collection = format!("/api/v1/namespaces/{ns}/secrets?fieldSelector=metadata.name%3D{name}");
-    let gone = || Error::NotFound { cluster: client.name.clone(), object: what.clone() };
+    let what = format!("Secret {}/{}", field("/metadata/namespace"), field("/metadata/name"));
+    let path = format!("/api/v1/namespaces/{}/secrets", field("/metadata/namespace"));
+    let judge = |s: &Value| {
+        last = rs::token_data(s);
+        last.clone().ok()
+    };
+    match watch_until(client, &path, &field("/metadata/name"), &what, judge).await? {
+        Some(data) => Ok(data),
+        None => Err(token_failure(
+            client,
+            format!(
+                "{} in {what} after waiting {}s for the token controller to fill it (is kube-controller-manager running with its serviceaccount-token controller?)",
+                last.err().unwrap_or_default(),
+                TOKEN_WAIT.as_secs()
+            ),
+        )),
+    }
+}
+
+/// Watches the object `name` of the collection at `path` until `judge`
+/// returns something, for at most `TOKEN_WAIT`; `None` when time is up.
+async fn watch_until<T>(
+    client: &ClusterClient,
+    path: &str,
+    name: &str,
+    what: &str,
+    mut judge: impl FnMut(&Value) -> Option<T>,
+) -> Result<Option<T>> {
+    let collection = format!("{path}?fieldSelector=metadata.name%3D{name}");
+    let gone = || Error::NotFound { cluster: client.name.clone(), object: what.to_string() };
     let watching = async {
         // List, then watch from there; again if the watch ends early.
         loop {
             let list = client.get_json(&collection, &what).await?.unwrap_or(Value::Null);
             let current = list.get("items").and_then(Value::as_array).and_then(|items| items.first()).ok_or_else(gone)?;
-            last = rs::token_data(current);
-            if let Ok(data) = &last {
-                return Ok(data.clone());
+            if let Some(found) = judge(current) {
+                return Ok(found);
             }
             let rv = list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("0");
             let url = format!("{collection}&watch=true&resourceVersion={rv}&timeoutSeconds={}", TOKEN_WAIT.as_secs() + 1);
@@ -369,10 +402,9 @@ async fn wait_for_token_data(client: &ClusterClient, secret: Value) -> Result<(V
             futures::pin_mut!(events);
             while let Some(event) = events.try_next().await.map_err(|e| client.unreachable(e))? {
                 match event {
-                    WatchEvent::Added(s) | WatchEvent::Modified(s) => {
-                        last = rs::token_data(&s);
-                        if let Ok(data) = &last {
-                            return Ok(data.clone());
+                    WatchEvent::Added(object) | WatchEvent::Modified(object) => {
+                        if let Some(found) = judge(&object) {
+                            return Ok(found);
                         }
                     }
                     WatchEvent::Deleted(_) => return Err(gone()),
@@ -384,15 +416,8 @@ async fn wait_for_token_data(client: &ClusterClient, secret: Value) -> Result<(V
         }
     };
     match tokio::time::timeout(TOKEN_WAIT, watching).await {
-        Ok(result) => result,
-        Err(_) => Err(token_failure(
-            client,
-            format!(
-                "{} in {what} after waiting {}s for the token controller to fill it (is kube-controller-manager running with its serviceaccount-token controller?)",
-                last.err().unwrap_or_default(),
-                TOKEN_WAIT.as_secs()
-            ),
-        )),
+        Ok(result) => result.map(Some),
+        Err(_) => Ok(None),
     }
 }
 

@@ -124,6 +124,14 @@ impl ClusterHandle {
     }
 }
 
+impl Drop for ClusterHandle {
+    /// On error paths (a cluster failed, startup cancelled): stop this
+    /// cluster's processes together rather than one grace period each.
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(2));
+    }
+}
+
 fn entry<'a>(name: &'a str, server: &'a str, certs: &'a ClusterCerts) -> KubeconfigEntry<'a> {
     KubeconfigEntry {
         name,
@@ -213,22 +221,52 @@ async fn wait_for_port(port: u16, etcd: &mut ChildProcess, dir: &Path) -> Result
     Ok(())
 }
 
-/// An error naming the process, with the end of its log (the cause is usually there).
+/// An error naming the process, with the part of its log that says why.
 fn failure(dir: &Path, cluster: &str, process: &str, what: &str) -> Error {
     let log = dir.join(format!("{process}.log"));
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
     Error::Sandbox {
         message: format!(
-            "cluster {cluster}: {process} {what}; end of {}:\n{tail}",
-            log.display()
+            "cluster {cluster}: {process} {what}; from {}:\n{}",
+            log.display(),
+            log_excerpt(&text)
         ),
     }
+}
+
+/// A Go crash prints its cause first and then a long stack trace: show the
+/// cause and the top frames. Otherwise the cause is usually in the last lines.
+fn log_excerpt(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let crash = lines
+        .iter()
+        .position(|l| l.starts_with("panic:") || l.starts_with("fatal error:"));
+    let shown = match crash {
+        Some(start) => &lines[start..lines.len().min(start + 20)],
+        None => &lines[lines.len().saturating_sub(15)..],
+    };
+    shown.join("\n")
 }
 
 fn sandbox_error(err: &dyn std::fmt::Display) -> Error {
     Error::Sandbox {
         message: err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_go_crash_shows_its_cause_not_the_end_of_the_stack() {
+        let mut log = String::from("I0101 starting\nfatal error: fault\n[signal SIGSEGV]\n");
+        log.push_str(&"\tframe\n".repeat(100));
+        let excerpt = log_excerpt(&log);
+        assert!(
+            excerpt.starts_with("fatal error: fault\n[signal SIGSEGV]"),
+            "{excerpt}"
+        );
+        assert_eq!(log_excerpt("a\nb"), "a\nb");
     }
 }

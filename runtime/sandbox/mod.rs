@@ -90,11 +90,16 @@ pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> 
         .collect();
     let sim_task = tokio::spawn(simulator::run(views, opts.sim_delay, simulators.clone()));
     let outcome = supervise(&mut clusters, &cancel).await;
+    let stopping = Instant::now();
+    eprintln!("sandbox: stopping");
     simulators.cancel();
     let _ = sim_task.await;
     stop_all(clusters).await;
     drop(dir);
-    eprintln!("sandbox: stopped");
+    eprintln!(
+        "sandbox: stopped in {:.1}s",
+        stopping.elapsed().as_secs_f64()
+    );
     outcome
 }
 
@@ -180,6 +185,8 @@ async fn stop_all(mut clusters: Vec<ClusterHandle>) {
         .iter_mut()
         .flat_map(|c| c.processes.drain(..))
         .collect();
+    // Our clients' open connections would hold up the apiservers' graceful shutdown.
+    drop(clusters);
     let _ = tokio::task::spawn_blocking(move || process::stop_all(&mut all, STOP_GRACE)).await;
 }
 

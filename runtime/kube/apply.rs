@@ -136,6 +136,12 @@ async fn apply_one(cluster: &ClusterClient, mut object: Value, opts: &ApplyOptio
     }
     let body = serde_json::to_vec(&object).map_err(|e| Error::usage(e.to_string()))?;
     let res = cluster.call(Method::PATCH, &path, Some("application/apply-patch+yaml"), body).await?;
+    if opts.dry_run && res.status == StatusCode::NOT_FOUND && res.body.pointer("/details/kind").and_then(Value::as_str) == Some("namespaces") {
+        // A dry run cannot create the namespace first, so the server cannot
+        // try this object; say so instead of failing the whole dry run.
+        let note = format!("namespace {} would be created first; the server could not dry-run this object", namespace.as_deref().unwrap_or("?"));
+        return Ok(Applied { object: target, outcome: Outcome::Created, dropped: vec![], diff: Some(note), duration: started.elapsed(), result: object });
+    }
     if !res.status.is_success() {
         return Err(cluster.api_error(&res, &target.to_string(), "apply"));
     }

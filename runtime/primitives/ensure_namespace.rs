@@ -33,7 +33,8 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
         s.bridge.run(async move {
             let started = Instant::now();
             let outcome = ensure(&c, &name, s2.dry_run).await?;
-            s2.step(&c.0.name, "namespace", &format!("Namespace {name}"), outcome.as_str(), started, None);
+            let shown = if s2.dry_run { format!("{} (dry run)", outcome.as_str()) } else { outcome.as_str().to_string() };
+            s2.step(&c.0.name, "namespace", &format!("Namespace {name}"), &shown, started, None);
             Ok(outcome.as_str().to_string())
         })
     });

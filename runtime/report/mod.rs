@@ -42,7 +42,7 @@ impl Reporter {
     pub fn emit(&self, event: Event) {
         if let Event::Step { outcome, .. } = &event {
             self.steps.fetch_add(1, Ordering::Relaxed);
-            if outcome != "unchanged" && outcome != "ok" && outcome != "skipped" {
+            if !matches!(outcome.split(' ').next(), Some("unchanged" | "ok" | "skipped" | "absent")) {
                 self.changed.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -5,8 +5,8 @@ use super::Event;
 pub fn render(event: &Event) -> String {
     match event {
         Event::Step { cluster, action, object, outcome, duration_ms, detail } => {
-            let mark = match outcome.as_str() {
-                "unchanged" | "ok" => "✓",
+            let mark = match outcome.split(' ').next().unwrap_or_default() {
+                "unchanged" | "ok" | "absent" => "✓",
                 "skipped" => "·",
                 _ => "✔",
             };

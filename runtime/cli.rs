@@ -26,6 +26,17 @@ Examples:
 
 Exit codes: 0 success, 1 the playbook failed, 2 usage or script error, 130 interrupted.";
 
+const WATCH_EXAMPLES: &str = "\
+Watches the playbook, every module it imports and every local file it applies (recomputed after
+each run). A change stops a run in progress at once, even in a long wait, and runs it again.
+
+Examples:
+  mesh-run watch playbooks/external.rhai --clear \\
+      --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set CTX_DATA_PLANE_CLUSTER=data-plane
+  mesh-run watch playbooks/external.rhai --output json     # a `rerun` event names each trigger
+
+Each --timeout applies to one run. Ctrl-C stops the run where it is and exits (130).";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "mesh-run",
@@ -52,6 +63,15 @@ pub enum Command {
     /// Run a playbook against the clusters of a kubeconfig.
     #[command(after_help = EXAMPLES)]
     Run(RunArgs),
+    /// Run a playbook, and run it again whenever it or a file it uses changes.
+    #[command(after_help = WATCH_EXAMPLES)]
+    Watch {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Clear the screen before each run.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Compile playbooks and the modules they import; touches no cluster.
     Check {
         #[arg(required = true, value_name = "PLAYBOOK")]
@@ -142,5 +162,14 @@ mod tests {
         assert!(run.dry_run);
         let cli = Cli::try_parse_from(["mesh-run", "check", "a.rhai", "b.rhai"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Check { playbooks }) if playbooks.len() == 2));
+    }
+
+    #[test]
+    fn watch_takes_the_options_of_run() {
+        let cli = Cli::try_parse_from(["mesh-run", "watch", "p.rhai", "--set", "A=1", "--clear", "--output", "json"]).unwrap();
+        let Some(Command::Watch { run, clear }) = cli.command else { panic!("not watch: {:?}", cli.command) };
+        assert!(clear);
+        assert_eq!(run.playbook, PathBuf::from("p.rhai"));
+        assert_eq!(run.output, Format::Json);
     }
 }

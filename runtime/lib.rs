@@ -20,3 +20,4 @@ pub mod selector;
 pub mod sensitive;
 pub mod session;
 pub mod stdlib;
+pub mod watch;

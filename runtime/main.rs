@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     };
     let code = match (cli.command, cli.run) {
         (Some(Command::Run(args)), _) | (None, Some(args)) => run_once(&runtime, args),
+        (Some(Command::Watch { run, clear }), _) => mesh_run::watch::watch(&runtime, options(run), clear),
         (Some(Command::Check { playbooks }), _) => check(&playbooks),
         (Some(Command::Doc), _) => {
             print!("{}", mesh_run::primitives::reference());

@@ -2,3 +2,4 @@
 mod support;
 mod sandbox;
 mod remote_secret;
+mod watch;

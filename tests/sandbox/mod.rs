@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -253,9 +253,12 @@ async fn a_service_account_token_secret_gets_token_and_ca() {
     let sandbox = support::sandbox("default", CLUSTERS);
     let client = sandbox.client("data-plane").await;
     namespace(&client, "t-token").await;
+    // The serviceaccount controller creates `default`; the token controller deletes a
+    // token Secret whose account does not exist (yet), so wait for the account first.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "t-token");
+    let exists = |sa: Option<&ServiceAccount>| sa.is_some();
+    wait_for(accounts, "default", exists, Duration::from_secs(30)).await;
     let secrets: Api<Secret> = Api::namespaced(client, "t-token");
-    // The `default` ServiceAccount comes from the serviceaccount controller; the token controller
-    // accepts the Secret only once it exists, so both controllers are exercised.
     create(
         &secrets,
         json!({"metadata": {"name": "token",

@@ -2,8 +2,8 @@
 //! secret's kubeconfig really reach and authenticate to a given API server?
 //! The real external istiod connects with that kubeconfig; so does this.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -11,11 +11,24 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::SimulatedCluster;
 
+/// A failed connection is retried after this long, as the real istiod retries.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+type Key = (String, String, String, String);
+
 /// Results per (target cluster, secret uid, resourceVersion, data key): a
-/// secret is tried once per version, not on every reconcile round.
+/// working secret is tried once per version; a failing one again after
+/// [`RETRY_AFTER`] (the target may have gained the token or RBAC meanwhile).
 #[derive(Default)]
 pub struct RemoteAccess {
-    verdicts: HashMap<(String, String, String, String), bool>,
+    verdicts: HashMap<Key, Verdict>,
+    /// Keys consulted during the current round; others are forgotten at its end.
+    seen: HashSet<Key>,
+}
+
+struct Verdict {
+    result: Result<(), String>,
+    at: Instant,
 }
 
 /// Where a kubeconfig came from, for log lines.
@@ -44,20 +57,42 @@ impl RemoteAccess {
             source.resource_version.to_string(),
             source.key.to_string(),
         );
-        if let Some(verdict) = self.verdicts.get(&key) {
-            return *verdict;
+        self.seen.insert(key.clone());
+        let previous = self.verdicts.get(&key);
+        if let Some(verdict) = previous
+            && (verdict.result.is_ok() || verdict.at.elapsed() < RETRY_AFTER)
+        {
+            return verdict.result.is_ok();
         }
-        let verdict = check(target, kubeconfig).await;
-        let what = format!(
-            "simulated sail-operator: remote secret {}/{} (key {}) on {}",
-            source.namespace, source.name, source.key, source.cluster
+        let result = check(target, kubeconfig).await;
+        // Log changes only: a retry that fails the same way says nothing new.
+        if previous.map(|v| &v.result) != Some(&result) {
+            let what = format!(
+                "simulated sail-operator: remote secret {}/{} (key {}) on {}",
+                source.namespace, source.name, source.key, source.cluster
+            );
+            match &result {
+                Ok(()) => eprintln!("{what} authenticates to cluster {}", target.name),
+                Err(reason) => eprintln!("{what} does not reach cluster {}: {reason}", target.name),
+            }
+        }
+        let ok = result.is_ok();
+        self.verdicts.insert(
+            key,
+            Verdict {
+                result,
+                at: Instant::now(),
+            },
         );
-        match &verdict {
-            Ok(()) => eprintln!("{what} authenticates to cluster {}", target.name),
-            Err(reason) => eprintln!("{what} does not reach cluster {}: {reason}", target.name),
-        }
-        self.verdicts.insert(key, verdict.is_ok());
-        verdict.is_ok()
+        ok
+    }
+
+    /// Ends a reconcile round: forgets secrets no longer consulted and says
+    /// whether a failing one is waiting for its retry.
+    pub fn end_round(&mut self) -> bool {
+        let seen = std::mem::take(&mut self.seen);
+        self.verdicts.retain(|key, _| seen.contains(key));
+        self.verdicts.values().any(|v| v.result.is_err())
     }
 }
 

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::SimulatedCluster;
 use super::istio_status::{self, Facts};
-use super::remote_access::{RemoteAccess, SecretSource};
+use super::remote_access::{RETRY_AFTER, RemoteAccess, SecretSource};
 use super::watched_cluster::{ClusterState, sail_resource, watch_cluster};
 
 /// Runs until `cancel` fires.
@@ -54,9 +54,11 @@ pub async fn run(clusters: Vec<SimulatedCluster>, delay: Duration, cancel: Cance
         for state in &states {
             reconcile(state, &states, &mut access).await;
         }
+        let retry = access.end_round();
         tokio::select! {
             _ = cancel.cancelled() => break,
             result = on_change.changed() => if result.is_err() { break },
+            _ = tokio::time::sleep(RETRY_AFTER), if retry => {}
         }
     }
     watchers.abort_all();

@@ -3,3 +3,4 @@ mod support;
 mod sandbox;
 mod remote_secret;
 mod watch;
+mod primitives;

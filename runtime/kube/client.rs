@@ -90,7 +90,14 @@ impl ClusterClient {
                 object: object.to_string(),
                 message: format!("{action} not allowed: {message}"),
             },
-            _ => Error::Rejected { cluster: self.name.clone(), object: object.to_string(), action: action.to_string(), message },
+            _ => {
+                let message = if message.contains("field not declared in schema") {
+                    format!("{message} (the manifest has a field the schema does not know: check its spelling and nesting)")
+                } else {
+                    message
+                };
+                Error::Rejected { cluster: self.name.clone(), object: object.to_string(), action: action.to_string(), message }
+            }
         }
     }
 

@@ -42,7 +42,7 @@ it is a loopback address); `secret_name` (a specific token Secret of the account
 
 The token comes from a `kubernetes.io/service-account-token` Secret of the account (on Kubernetes
 < 1.24: the account's only `secrets[]` entry); one named `<account>-istio-remote-secret-token` is
-created if none exists, and waited for (5 × 1 s) until the token controller fills it. The Secret is
+created if none exists, and watched (at most 5 s) until the token controller fills it. The Secret is
 labelled `istio/multiCluster: "true"` and annotated `networking.istio.io/cluster: <name>`.
 
 With `--dry-run` nothing is created; when no token Secret exists yet the result holds a placeholder

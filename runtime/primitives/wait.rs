@@ -18,7 +18,8 @@ pub const PRIMITIVE: Primitive = Primitive {
     signatures: &["cp.wait(resource) -> map", "cp.wait(resource, #{\"for\", timeout, namespace, fail_if}) -> map"],
     doc: r#"
 Waits until an object satisfies every condition in `"for"` (a string or an array; default
-`condition=Ready`; `for` is a Rhai keyword, so quote the key, or use its alias `until`), like `kubectl wait`, by watching it (no polling). `resource` is in kubectl form
+`condition=Ready`; `for` is a Rhai keyword, so quote the key, or use its alias `wait_for`), like `kubectl wait`, by watching it
+(no polling). `resource` is in kubectl form
 (`istio/external-istiod`, `svc/istio-ingressgateway`, `istios.sailoperator.io/default`), resolved
 through discovery. Conditions: `condition=Ready` (or `=False`, `=Unknown`; honours
 `observedGeneration`), `jsonpath={.status.x}` (present and non-empty), `jsonpath={.status.x}=value`,
@@ -31,7 +32,7 @@ shows the state while waiting. Returns the object (`()` after `delete`). Skipped
 ```rhai
 cp.wait("istio/external-istiod", #{ "for": "condition=Ready", timeout: "3m" });
 cp.wait("svc/istio-ingressgateway", #{ namespace: "istio-system",
-    until: "jsonpath={.status.loadBalancer.ingress[0].ip}", timeout: "30s" });
+    wait_for: "jsonpath={.status.loadBalancer.ingress[0].ip}", timeout: "30s" });
 dp.wait("istio/external-istiod", #{ fail_if: "condition=Reconciled=False" });
 ```
 "#,
@@ -43,13 +44,13 @@ struct WaitOpts {
     #[serde(rename = "for")]
     for_: Option<serde_json::Value>,
     /// Alias of `for`, which is a Rhai keyword and must be quoted as a key.
-    until: Option<serde_json::Value>,
+    wait_for: Option<serde_json::Value>,
     timeout: Option<serde_json::Value>,
     namespace: Option<String>,
     fail_if: Option<serde_json::Value>,
 }
 
-const KEYS: &[&str] = &["for", "until", "timeout", "namespace", "fail_if"];
+const KEYS: &[&str] = &["for", "wait_for", "timeout", "namespace", "fail_if"];
 
 fn register(engine: &mut Engine, session: &Arc<Session>) {
     let s = session.clone();
@@ -64,10 +65,10 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
 
 async fn wait(session: &Session, cluster: &ClusterHandle, resource: &str, opts: Option<Map>) -> Result<Dynamic> {
     let opts: WaitOpts = crate::options::parse("wait", opts, KEYS)?;
-    if opts.for_.is_some() && opts.until.is_some() {
-        return Err(Error::usage("wait: give \"for\" or its alias \"until\", not both"));
+    if opts.for_.is_some() && opts.wait_for.is_some() {
+        return Err(Error::usage("wait: give \"for\" or its alias \"wait_for\", not both"));
     }
-    let mut fors = crate::options::one_or_many(if opts.for_.is_some() { &opts.for_ } else { &opts.until });
+    let mut fors = crate::options::one_or_many(if opts.for_.is_some() { &opts.for_ } else { &opts.wait_for });
     if fors.is_empty() {
         fors.push("condition=Ready".into());
     }

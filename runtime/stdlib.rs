@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 pub const MODULES: &[(&str, &str)] = &[
     ("istio", include_str!("../stdlib/istio.rhai")),
     ("external", include_str!("../stdlib/external.rhai")),
+    ("gateway", include_str!("../stdlib/gateway.rhai")),
+    ("teardown", include_str!("../stdlib/teardown.rhai")),
 ];
 
 pub const MANIFESTS: &[(&str, &str)] = &[

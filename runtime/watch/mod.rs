@@ -13,7 +13,7 @@ mod watcher;
 
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
@@ -49,8 +49,8 @@ async fn watch_loop(opts: RunOptions, clear: bool) -> u8 {
         Err(e) => return fatal(format!("cannot start the file watcher: {e}"), 1),
     };
     let mut used = vec![opts.playbook.clone()];
-    let (files, failed) = watcher.watch(&used);
-    if let Some((folder, e)) = failed.first() {
+    let watched = watcher.watch(&used);
+    if let Some((folder, e)) = watched.failed.first() {
         let code = if matches!(e.kind, notify::ErrorKind::PathNotFound) {
             2
         } else {
@@ -59,7 +59,7 @@ async fn watch_loop(opts: RunOptions, clear: bool) -> u8 {
         return fatal(format!("cannot watch {}: {e}", folder.display()), code);
     }
     let reporter = Reporter::new(opts.output);
-    let mut plan = Plan::new(files);
+    let mut plan = Plan::new(watched.files);
     clear_screen(clear, opts.output);
     let mut current = match Run::start(&opts, &done_tx) {
         Ok(r) => Some(r),
@@ -97,9 +97,7 @@ async fn watch_loop(opts: RunOptions, clear: bool) -> u8 {
                 };
             }
             Action::Finished(outcome) => {
-                if let Some(run) = current.take() {
-                    run.finished();
-                }
+                let started = current.take().map(Run::finished);
                 // A run that failed may have stopped before reaching some of its
                 // files (a syntax error stops it before its imports): keep
                 // watching what the runs before it used, so fixing any of them reruns.
@@ -120,14 +118,20 @@ async fn watch_loop(opts: RunOptions, clear: bool) -> u8 {
                     }
                     None => {}
                 }
-                let (files, failed) = watcher.watch(&used);
-                for (folder, e) in failed {
+                let watched = watcher.watch(&used);
+                for (folder, e) in &watched.failed {
                     eprintln!(
                         "warning: cannot watch {}: {e}; changes there will not rerun the playbook",
                         folder.display()
                     );
                 }
-                plan.finished(files, Instant::now());
+                // A file saved after the run started, in a folder watched only
+                // now (the run had just found it), sent no event we saw.
+                let missed = started
+                    .map(|t| watched.modified_since(t))
+                    .unwrap_or_default();
+                plan.finished(watched.files, Instant::now());
+                plan.changed(&missed, Instant::now());
                 if opts.output == Format::Text {
                     let n = plan.watched();
                     eprintln!(
@@ -153,6 +157,7 @@ struct Run {
     bridge: Bridge,
     /// `--timeout`, which applies to each run.
     timer: Option<JoinHandle<()>>,
+    started: SystemTime,
 }
 
 impl Run {
@@ -160,6 +165,7 @@ impl Run {
         opts: &RunOptions,
         done: &UnboundedSender<Option<RunOutcome>>,
     ) -> std::io::Result<Run> {
+        let started = SystemTime::now();
         let bridge = Bridge::new(tokio::runtime::Handle::current());
         let timer = opts.timeout.map(|after| {
             let bridge = bridge.clone();
@@ -179,13 +185,19 @@ impl Run {
                     std::panic::catch_unwind(AssertUnwindSafe(|| run::run(&opts, run_bridge))).ok();
                 let _ = done.send(outcome);
             })?;
-        Ok(Run { bridge, timer })
+        Ok(Run {
+            bridge,
+            timer,
+            started,
+        })
     }
 
-    fn finished(self) {
+    /// When it started.
+    fn finished(self) -> SystemTime {
         if let Some(timer) = self.timer {
             timer.abort();
         }
+        self.started
     }
 }
 

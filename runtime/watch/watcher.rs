@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
@@ -39,32 +40,29 @@ impl FileWatcher {
         })
     }
 
-    /// Watches the folders of `files` (and only those from now on). Returns
-    /// each file by the absolute path events name it by, with the name to
-    /// show, and the folders that could not be watched.
-    pub fn watch(
-        &mut self,
-        files: &[PathBuf],
-    ) -> (Vec<WatchedFile>, Vec<(PathBuf, notify::Error)>) {
-        let mut watched = Vec::new();
+    /// Watches the folders of `files` (and only those from now on).
+    pub fn watch(&mut self, files: &[PathBuf]) -> Watched {
+        let mut watched = Watched::default();
         let mut wanted = HashSet::new();
         for file in files {
             let path = absolute(file);
-            if watched.iter().any(|(p, _)| p == &path) {
+            if watched.files.iter().any(|(p, _)| p == &path) {
                 continue;
             }
             if let Some(folder) = path.parent() {
                 wanted.insert(folder.to_path_buf());
             }
-            watched.push((path, file.display().to_string()));
+            watched.files.push((path, file.display().to_string()));
         }
-        let mut failed = Vec::new();
         for folder in wanted.difference(&self.folders.clone()) {
             match self.inner.watch(folder, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     self.folders.insert(folder.clone());
+                    let inside = watched.files.iter().map(|(p, _)| p);
+                    let inside = inside.filter(|p| p.parent() == Some(folder.as_path()));
+                    watched.unseen.extend(inside.cloned());
                 }
-                Err(e) => failed.push((folder.clone(), e)),
+                Err(e) => watched.failed.push((folder.clone(), e)),
             }
         }
         for folder in self
@@ -77,7 +75,33 @@ impl FileWatcher {
             let _ = self.inner.unwatch(&folder);
             self.folders.remove(&folder);
         }
-        (watched, failed)
+        watched
+    }
+}
+
+/// What `FileWatcher::watch` did.
+#[derive(Default)]
+pub struct Watched {
+    pub files: Vec<WatchedFile>,
+    /// Files in folders watched only now: their changes so far were not seen.
+    pub unseen: Vec<PathBuf>,
+    /// Folders that could not be watched, and why.
+    pub failed: Vec<(PathBuf, notify::Error)>,
+}
+
+impl Watched {
+    /// The unseen files modified since `since`: changes the run may not have read.
+    pub fn modified_since(&self, since: SystemTime) -> Vec<PathBuf> {
+        let modified = |p: &PathBuf| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since)
+        };
+        self.unseen
+            .iter()
+            .filter(|p| modified(p))
+            .cloned()
+            .collect()
     }
 }
 
@@ -143,6 +167,24 @@ mod tests {
         assert_eq!(
             absolute(&real.join("missing").join("x.rhai")),
             real.join("missing").join("x.rhai")
+        );
+    }
+
+    #[test]
+    fn files_in_a_newly_watched_folder_are_checked_for_missed_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cm.yaml");
+        let before = SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::write(&file, "a: 1\n").unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut watcher = FileWatcher::new(tx).unwrap();
+        let watched = watcher.watch(std::slice::from_ref(&file));
+        assert_eq!(watched.modified_since(before), vec![absolute(&file)]);
+        let later = SystemTime::now() + std::time::Duration::from_secs(60);
+        assert!(watched.modified_since(later).is_empty());
+        assert!(
+            watcher.watch(&[file]).unseen.is_empty(),
+            "its folder is watched already"
         );
     }
 }

@@ -348,3 +348,33 @@ fn a_playbook_folder_that_does_not_exist_is_fatal() {
         .run();
     out.status(2).stderr_contains("cannot watch");
 }
+
+#[tokio::test]
+async fn a_local_file_the_playbook_applies_is_watched_too() {
+    let sandbox = support::sandbox("default", CLUSTERS);
+    let ns = "watch-test-3";
+    let manifest = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n  namespace: {ns}\ndata:\n  value: {value}\n"
+        )
+    };
+    let test = Test::new()
+        .playbook(
+            "deploy/main.rhai",
+            &format!("let cp = cluster(\"control-plane\");\ncp.ensure_namespace(\"{ns}\");\ncp.apply_file(\"manifests/cm.yaml\");\n"),
+        )
+        .playbook("deploy/manifests/cm.yaml", &manifest("one"));
+    let mut watch = Watching::start(test.dir(), sandbox, "deploy/main.rhai");
+    assert!(summary_ok(&watch.run()), "first run");
+    configmap_becomes(sandbox, ns, "value", "one").await;
+
+    // Saved right away: the manifest's folder may not be watched yet.
+    atomic_save(
+        &test.dir().join("deploy/manifests/cm.yaml"),
+        &manifest("two"),
+    );
+    let (trigger, events) = watch.rerun();
+    assert!(trigger.ends_with("manifests/cm.yaml"), "trigger {trigger}");
+    assert!(summary_ok(&events));
+    configmap_becomes(sandbox, ns, "value", "two").await;
+}

@@ -12,6 +12,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("external", include_str!("../stdlib/external.rhai")),
     ("gateway", include_str!("../stdlib/gateway.rhai")),
     ("teardown", include_str!("../stdlib/teardown.rhai")),
+    ("verify", include_str!("../stdlib/verify.rhai")),
 ];
 
 pub const MANIFESTS: &[(&str, &str)] = &[

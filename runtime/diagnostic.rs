@@ -55,7 +55,7 @@ impl Diagnostic {
         let mut out = format!("error[{}]: {}", self.error.kind(), self.error);
         for (i, f) in self.frames.iter().enumerate() {
             let arrow = if i == 0 { "-->" } else { ":::" };
-            let note = if i == 0 || self.frames.len() < 2 { "" } else { "  (inside this module function)" };
+            let note = if i == 0 || self.frames.len() < 2 { "" } else { "  (where it failed, inside the function called above)" };
             out.push_str(&format!("\n  {arrow} {}:{}:{}{note}", f.source, f.line, f.column));
             if let Some(text) = sources.get(&f.source) {
                 if let Some(line) = text.lines().nth(f.line.saturating_sub(1)) {

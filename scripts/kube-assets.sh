@@ -101,11 +101,20 @@ build_legacy() {
     orig=$(ls "$work"/kubernetes_*.orig.tar.gz | head -n1)
     mkdir -p "$work/src" && tar -xzf "$orig" -C "$work/src" --strip-components=1
   fi
+  ORIG_PATH=$PATH
   (
     cd "$work/src"
     # 2020 code is built with Debian's Go 1.19, not the machine's newer Go.
     export PATH=/usr/lib/go/bin:$PATH GOPATH=$PWD/.go CGO_ENABLED=0 GOFLAGS= GOTOOLCHAIN=local HOME=${HOME:-/root}
     mkdir -p .go/src/k8s.io && ln -sfn ../../.. .go/src/k8s.io/kubernetes
+    # The vendored reflect2 1.0.1 walks Go maps through runtime internals that
+    # changed in Go 1.18: with Debian's Go 1.19 the apiserver segfaults
+    # (mapiterinit) on the first custom resource it decodes. reflect2 1.0.2 is
+    # the upstream fix (same API); swap it in, from the Go module proxy.
+    local reflect2
+    reflect2=$(env -u GOFLAGS PATH="$ORIG_PATH" GOTOOLCHAIN=local go mod download -json github.com/modern-go/reflect2@v1.0.2 | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+    cp "$reflect2"/*.go vendor/github.com/modern-go/reflect2/
+    chmod -R u+w vendor/github.com/modern-go/reflect2
     log "$version: make kube-apiserver kube-controller-manager (~5 min on 2 cores)"
     make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$work/make.log" 2>&1 || { tail -30 "$work/make.log" >&2; exit 1; }
     cp _output/bin/kube-apiserver _output/bin/kube-controller-manager "$dest/"

@@ -22,6 +22,7 @@ mod get_jsonpath;
 mod http_get;
 mod input;
 mod label;
+mod parallel;
 mod server;
 mod wait;
 
@@ -52,6 +53,7 @@ pub const ALL: &[&Primitive] = &[
     &delete::PRIMITIVE,
     &exec::PRIMITIVE,
     &http_get::PRIMITIVE,
+    &parallel::PRIMITIVE,
 ];
 
 pub fn register_all(engine: &mut Engine, session: &Arc<Session>) {

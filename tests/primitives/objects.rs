@@ -96,3 +96,22 @@ fn server_is_the_contexts_api_server_url() {
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     assert!(kubeconfig.contains(&format!("server: {url}")), "{url} not in kubeconfig");
 }
+
+#[test]
+fn parallel_runs_closures_together_and_reports_the_first_error() {
+    let out = mesh(
+        r#"
+let cp = cluster("control-plane");
+let dp = cluster("data-plane");
+let r = parallel([|| cp.ensure_namespace("prim-par-a"), || dp.ensure_namespace("prim-par-b")]);
+print(`results=${r}`);
+parallel([
+    || cp.wait("cm/prim-par-never", #{ namespace: "prim-par-a", timeout: "1s" }),
+    || dp.create_service_account("prim-par-b", "still-done"),
+]);
+"#,
+    );
+    out.status(1).stdout_contains(r#"results=["created", "created"]"#).stderr_contains("error[timeout]");
+    // The failing closure did not stop its sibling.
+    assert_eq!(kubectl("data-plane", &["get", "sa", "still-done", "-n", "prim-par-b", "-o", "jsonpath={.metadata.name}"]), "still-done");
+}

@@ -93,10 +93,21 @@ pub fn adapt_for_pre_1_25(crd: &mut Value) {
     }
 }
 
-/// True when the server's `/version` says it is older than 1.25.
-pub fn needs_adaptation(info: &k8s_openapi::apimachinery::pkg::version::Info) -> bool {
-    let minor: u32 = info.minor.trim_end_matches('+').parse().unwrap_or(u32::MAX);
-    info.major == "1" && minor < 25
+/// True when the server is older than 1.25. Its `/version` decides; a build
+/// without version stamps (`major: ""`, `gitVersion: v0.0.0-master`) says
+/// nothing, and then the binary's own `--version` (`binary_minor`) does.
+pub fn needs_adaptation(
+    info: &k8s_openapi::apimachinery::pkg::version::Info,
+    binary_minor: u32,
+) -> bool {
+    let stamped = (info.major == "1")
+        .then(|| info.minor.trim_end_matches('+').parse::<u32>().ok())
+        .flatten();
+    let from_git = || {
+        let rest = info.git_version.strip_prefix("v1.")?;
+        rest.split('.').next()?.parse::<u32>().ok()
+    };
+    stamped.or_else(from_git).unwrap_or(binary_minor) < 25
 }
 
 /// Creates every CRD and waits until each is Established.
@@ -188,9 +199,15 @@ mod tests {
             minor: minor.into(),
             ..Default::default()
         };
-        assert!(needs_adaptation(&info("20")));
-        assert!(needs_adaptation(&info("24+")));
-        assert!(!needs_adaptation(&info("25")));
-        assert!(!needs_adaptation(&info("37")));
+        assert!(needs_adaptation(&info("20"), 37));
+        assert!(needs_adaptation(&info("24+"), 37));
+        assert!(!needs_adaptation(&info("25"), 20));
+        assert!(!needs_adaptation(&info("37"), 20));
+        let unstamped = k8s_openapi::apimachinery::pkg::version::Info {
+            git_version: "v0.0.0-master+faecb196815e2".into(),
+            ..Default::default()
+        };
+        assert!(needs_adaptation(&unstamped, 20));
+        assert!(!needs_adaptation(&unstamped, 37));
     }
 }

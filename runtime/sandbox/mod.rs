@@ -131,7 +131,7 @@ async fn start_all(
             .map_err(|e| Error::Sandbox {
                 message: format!("cluster {}: GET /version: {e}", cluster.name),
             })?;
-        let adapt = crds::needs_adaptation(&version);
+        let adapt = crds::needs_adaptation(&version, caps.apiserver_minor);
         let controllers =
             wait_for_controller_manager(cluster, assets.kube_controller_manager.is_some());
         tokio::try_join!(crds::install(&cluster.client, &crds, adapt), controllers).map_err(|e| {

@@ -78,7 +78,8 @@ async fn each_cluster_answers_version_with_verified_tls() {
             .apiserver_version()
             .await
             .unwrap();
-        assert_eq!(version.major, "1", "{context}");
+        // gitVersion, not major: a build without version stamps reports major "".
+        assert!(version.git_version.starts_with('v'), "{context}: {version:?}");
     }
 }
 

@@ -47,12 +47,14 @@ pub fn parse_bundled() -> Result<Vec<Value>> {
 /// - `x-kubernetes-validations` (CEL rules, 1.25+) are removed: older servers
 ///   reject them on server-side apply, and would ignore them anyway. The
 ///   rules only guard immutability and cross-field consistency.
-/// - `default` values below the top-level `spec` fields are removed: 1.20
-///   rejects some of them (`Invalid value: "null"`), all of them sit in
-///   embedded pod-spec fragments (volumes, env sources, probes) that nothing
-///   in the sandbox renders. The top-level defaults (`spec`,
-///   `spec.namespace`, `spec.version`, `spec.updateStrategy`) are kept, since
-///   procedures rely on them (an `Istio` without `spec.version`).
+/// - `default` values below the top-level `spec` fields are removed: 1.20.2
+///   rejects the `default: ""` ones (e.g. `...pilot.volumes.items...secretRef.name.default:
+///   Invalid value: "null": in body must be of type string`). All of these
+///   sit in embedded pod-spec fragments (volumes, env sources, probes) that
+///   nothing in the sandbox renders. The top-level defaults (`spec`,
+///   `spec.namespace`, `spec.version`, `spec.updateStrategy.type`) load fine
+///   on 1.20.2 and are kept: procedures rely on them (an `Istio` without
+///   `spec.version`).
 pub fn adapt_for_pre_1_25(crd: &mut Value) {
     /// Schema nesting of `spec.updateStrategy.type` (root 0, spec 1, updateStrategy 2):
     /// defaults at most this deep are kept.

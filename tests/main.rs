@@ -4,3 +4,4 @@ mod sandbox;
 mod remote_secret;
 mod watch;
 mod primitives;
+mod playbooks;

@@ -1,0 +1,84 @@
+//! external-multi-dataplane.rhai: one control plane, three data planes; the
+//! first is the config cluster, the others are added as in section B.
+
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::Api;
+use serde_json::json;
+
+use super::*;
+use crate::support;
+
+const CLUSTERS: &[&str] = &["cp", "dp1", "dp2", "dp3"];
+const INPUTS: &[(&str, &str)] = &[("CTX_CONTROL_PLANE_CLUSTER", "cp"), ("CTX_DATA_PLANE_CLUSTERS", "dp1,dp2,dp3")];
+
+#[tokio::test]
+async fn one_control_plane_three_data_planes_then_teardown() {
+    let sandbox = support::sandbox("multi-dp", CLUSTERS);
+    let started = Instant::now();
+    run(sandbox, "external-multi-dataplane.rhai", INPUTS, &[]).status(0);
+    eprintln!("external-multi-dataplane.rhai: {:?}", started.elapsed());
+
+    let cp = sandbox.client("cp").await;
+    let address = ingress_address(&cp, "istio-system").await;
+    let external = sail_object(&cp, "Istio", "istios", "external-istiod").await;
+    // The external istiod keeps the config cluster's ID.
+    assert_eq!(external["spec"]["values"]["pilot"]["env"]["CLUSTER_ID"], "cluster1");
+    assert_eq!(ready(&external), "True");
+
+    // The config cluster: as in external.rhai.
+    let dp1 = sandbox.client("dp1").await;
+    let config = sail_object(&dp1, "Istio", "istios", "external-istiod").await;
+    assert_eq!(config["spec"]["values"]["global"]["configCluster"], true);
+    assert_eq!(ready(&config), "True");
+    assert_remote_secret(
+        sandbox,
+        &cp,
+        ("external-istiod", "istio-kubeconfig", "config"),
+        "cluster1",
+        &server_of(sandbox, "dp1"),
+        "system:serviceaccount:external-istiod:istiod-external-istiod",
+    )
+    .await;
+
+    for (context, name) in [("dp2", "cluster2"), ("dp3", "cluster3")] {
+        let dp = sandbox.client(context).await;
+        let ns = Api::<Namespace>::all(dp.clone()).get("external-istiod").await.unwrap();
+        let annotations = ns.metadata.annotations.unwrap_or_default();
+        assert_eq!(
+            annotations.get("topology.istio.io/controlPlaneClusters").map(String::as_str),
+            Some("cluster1"),
+            "{context}"
+        );
+        let remote = sail_object(&dp, "Istio", "istios", "external-istiod").await;
+        assert_eq!(remote["spec"]["profile"], "remote", "{context}");
+        assert_eq!(remote["spec"]["namespace"], "external-istiod", "{context}");
+        assert_eq!(remote["spec"]["version"], "v1.24.3", "{context}");
+        assert_eq!(
+            remote["spec"]["values"],
+            json!({"global": {"istioNamespace": "external-istiod", "remotePilotAddress": address},
+                   "pilot": {"istiodRemote": {"injectionPath": format!("/inject/cluster/{name}/net/network1")}}}),
+            "{context}: no configCluster, no pilot.configMap, its own injection path"
+        );
+        assert_eq!(ready(&remote), "True", "{context}");
+        let cni = sail_object(&dp, "IstioCNI", "istiocnis", "default").await;
+        assert_eq!(ready(&cni), "True", "{context}");
+        Api::<ServiceAccount>::namespaced(dp.clone(), "external-istiod")
+            .get("istio-reader-service-account")
+            .await
+            .expect("the reader account the remote secret uses");
+        let secret_name = format!("istio-remote-secret-{name}");
+        assert_remote_secret(
+            sandbox,
+            &cp,
+            ("external-istiod", &secret_name, name),
+            name,
+            &server_of(sandbox, context),
+            "system:serviceaccount:external-istiod:istio-reader-service-account",
+        )
+        .await;
+    }
+
+    assert_teardown_leaves_nothing(sandbox, CLUSTERS, INPUTS).await;
+}

@@ -57,13 +57,12 @@ impl Diagnostic {
             let arrow = if i == 0 { "-->" } else { ":::" };
             let note = if i == 0 || self.frames.len() < 2 { "" } else { "  (where it failed, inside the function called above)" };
             out.push_str(&format!("\n  {arrow} {}:{}:{}{note}", f.source, f.line, f.column));
-            if let Some(text) = sources.get(&f.source) {
-                if let Some(line) = text.lines().nth(f.line.saturating_sub(1)) {
+            if let Some(text) = sources.get(&f.source)
+                && let Some(line) = text.lines().nth(f.line.saturating_sub(1)) {
                     let n = f.line.to_string();
                     let pad = " ".repeat(n.len());
                     out.push_str(&format!("\n {pad} |\n {n} | {line}\n {pad} | {}^", " ".repeat(f.column.saturating_sub(1))));
                 }
-            }
         }
         out
     }

@@ -59,6 +59,10 @@ mod tests {
         m.insert("timout".into(), Dynamic::from("3m"));
         let err = parse::<Opts>("wait", Some(m), &["for", "timeout"]).unwrap_err().to_string();
         assert_eq!(err, "unknown option \"timout\" for wait; valid options: for, timeout");
+        let mut m = Map::new();
+        m.insert("timeout".into(), Dynamic::from("3m"));
+        let opts = parse::<Opts>("wait", Some(m), &["for", "timeout"]).unwrap();
+        assert_eq!(opts.timeout, Some(serde_json::Value::String("3m".into())));
     }
 
     #[test]

@@ -92,7 +92,9 @@ build_legacy() {
   mkdir -p "$debs"
   (cd "$debs" && apt-get download etcd-server kubernetes-client >/dev/null)
   for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$debs/root"; done
-  cp "$debs/root/usr/bin/etcd" "$debs/root/usr/bin/kubectl" "$dest/"
+  for b in etcd kubectl; do # via rename: a running sandbox may be using the old file
+    cp "$debs/root/usr/bin/$b" "$dest/$b.tmp" && mv "$dest/$b.tmp" "$dest/$b"
+  done
   local work="$CACHE_ROOT/build/kube-$version"
   mkdir -p "$work"
   if [ ! -d "$work/src" ]; then
@@ -113,11 +115,15 @@ build_legacy() {
     # the upstream fix (same API); swap it in, from the Go module proxy.
     local reflect2
     reflect2=$(env -u GOFLAGS PATH="$ORIG_PATH" GOTOOLCHAIN=local go mod download -json github.com/modern-go/reflect2@v1.0.2 | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+    chmod -R u+w vendor/github.com/modern-go/reflect2
+    rm -f vendor/github.com/modern-go/reflect2/*.go
     cp "$reflect2"/*.go vendor/github.com/modern-go/reflect2/
     chmod -R u+w vendor/github.com/modern-go/reflect2
     log "$version: make kube-apiserver kube-controller-manager (~5 min on 2 cores)"
     make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$work/make.log" 2>&1 || { tail -30 "$work/make.log" >&2; exit 1; }
-    cp _output/bin/kube-apiserver _output/bin/kube-controller-manager "$dest/"
+    for b in kube-apiserver kube-controller-manager; do
+      cp "_output/bin/$b" "$dest/$b.tmp" && mv "$dest/$b.tmp" "$dest/$b"
+    done
   )
   log "$version: ready in $dest"
 }

@@ -113,13 +113,12 @@ async fn apply_one(cluster: &ClusterClient, mut object: Value, opts: &ApplyOptio
     let info = cluster.resolve_kind(&api_version, &kind).await?;
     let namespace = if info.namespaced {
         let own = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
-        if let (Some(own), Some(flag)) = (&own, &opts.namespace) {
-            if own != flag {
+        if let (Some(own), Some(flag)) = (&own, &opts.namespace)
+            && own != flag {
                 return Err(Error::usage(format!(
                     "{kind} {name} declares namespace \"{own}\" but the apply option says namespace \"{flag}\"; remove one of them"
                 )));
             }
-        }
         let ns = own.or_else(|| opts.namespace.clone()).unwrap_or_else(|| "default".to_string());
         object["metadata"]["namespace"] = Value::String(ns.clone());
         Some(ns)

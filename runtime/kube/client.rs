@@ -104,17 +104,15 @@ impl ClusterClient {
     /// Discovery, fetched once per run and refreshed when a kind is missing
     /// (a CRD may have been installed since).
     pub async fn discovery(&self, refresh: bool) -> Result<Arc<Discovery>> {
-        if !refresh {
-            if let Some(d) = self.discovery.read().await.as_ref() {
+        if !refresh
+            && let Some(d) = self.discovery.read().await.as_ref() {
                 return Ok(d.clone());
             }
-        }
         let mut slot = self.discovery.write().await;
-        if !refresh {
-            if let Some(d) = slot.as_ref() {
+        if !refresh
+            && let Some(d) = slot.as_ref() {
                 return Ok(d.clone());
             }
-        }
         let d = Arc::new(Discovery::fetch(self).await?);
         *slot = Some(d.clone());
         Ok(d)

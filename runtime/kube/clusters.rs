@@ -26,11 +26,10 @@ impl Clusters {
         if let Some(p) = flag {
             return p;
         }
-        if let Some(k) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) {
-            if let Some(first) = std::env::split_paths(&k).next() {
+        if let Some(k) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty())
+            && let Some(first) = std::env::split_paths(&k).next() {
                 return first;
             }
-        }
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
         home.join(".kube").join("config")
     }

@@ -141,11 +141,9 @@ pub fn describe_state(object: Option<&Value>, checks: &[Check]) -> String {
     }
     if let (Some(g), Some(seen)) =
         (o.pointer("/metadata/generation").and_then(Value::as_i64), o.pointer("/status/observedGeneration").and_then(Value::as_i64))
-    {
-        if seen < g {
+        && seen < g {
             parts.push(format!("observedGeneration {seen} < generation {g} (the controller has not seen the latest change)"));
         }
-    }
     parts.join("; ")
 }
 

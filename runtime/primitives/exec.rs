@@ -115,12 +115,10 @@ async fn exec(cluster: &ClusterHandle, pod: &str, namespace: &str, container: Op
     if let Some(mut e) = proc.stderr() {
         let _ = e.read_to_string(&mut stderr).await;
     }
-    if let Some(status) = proc.take_status() {
-        if let Some(s) = status.await {
-            if s.status.as_deref() == Some("Failure") {
+    if let Some(status) = proc.take_status()
+        && let Some(s) = status.await
+            && s.status.as_deref() == Some("Failure") {
                 return Err(Error::Remote { what, message: format!("{}; stderr: {}", s.message.unwrap_or_default(), stderr.trim()) });
             }
-        }
-    }
     Ok(stdout)
 }

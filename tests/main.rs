@@ -5,3 +5,4 @@ mod remote_secret;
 mod watch;
 mod primitives;
 mod playbooks;
+mod cli;

@@ -1,0 +1,66 @@
+// In tests/cli/ (not tests/cli.rs): Cargo would build every tests/*.rs as a test binary of its own.
+//! The command line without clusters: help that teaches, `check`, `doc`, usage errors.
+
+use std::path::PathBuf;
+
+use crate::support::Test;
+
+fn repo(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel).display().to_string()
+}
+
+#[test]
+fn help_teaches_with_examples_and_exit_codes() {
+    Test::new()
+        .args(["--help"])
+        .run()
+        .status(0)
+        .stdout_contains("mesh-run playbooks/external.rhai")
+        .stdout_contains("mesh-run sandbox")
+        .stdout_contains("Exit codes: 0 success, 1 the playbook failed, 2 usage or script error, 130 interrupted.");
+    Test::new().args(["run", "--help"]).run().status(0).stdout_contains("--set <KEY=VALUE>").stdout_contains("--dry-run");
+}
+
+#[test]
+fn check_compiles_every_shipped_playbook_and_its_modules() {
+    let playbooks: Vec<String> = std::fs::read_dir(repo("playbooks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(playbooks.len() >= 1);
+    let out = Test::new().args(["check"]).args(playbooks.iter().cloned()).run();
+    out.status(0);
+    for p in &playbooks {
+        out.stdout_contains(&format!("ok {p}"));
+    }
+}
+
+#[test]
+fn check_reports_a_syntax_error_in_an_imported_module() {
+    Test::new()
+        .playbook("main.rhai", "import \"lib\" as lib;\nlib::f();\n")
+        .playbook("lib.rhai", "fn f() {\n  let x = ;\n}\n")
+        .args(["check", "main.rhai"])
+        .run()
+        .status(2)
+        .stderr_contains("error[script]")
+        .stderr_contains("lib.rhai:2:");
+}
+
+#[test]
+fn doc_lists_every_primitive() {
+    let out = Test::new().args(["doc"]).run();
+    out.status(0);
+    for name in ["cluster", "apply", "apply_file", "wait", "get_jsonpath", "create_remote_secret", "ensure_namespace", "exec", "parallel"] {
+        out.stdout_contains(&format!("### `{name}`"));
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    Test::new().run().status(2).stderr_contains("<PLAYBOOK>");
+    Test::new().args(["p.rhai", "--set", "NOEQUALS"]).run().status(2).stderr_contains("expected KEY=VALUE");
+    Test::new().args(["missing.rhai"]).run().status(2).stderr_contains("cannot read playbook missing.rhai");
+}

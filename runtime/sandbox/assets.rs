@@ -59,12 +59,8 @@ impl Assets {
     /// Asks the binaries what they support: flags differ between versions,
     /// and a `KUBEBUILDER_ASSETS` folder says nothing about its version.
     pub fn probe(&self) -> Result<Capabilities> {
-        let etcd_help = std::process::Command::new(&self.etcd)
-            .arg("--help")
-            .output();
-        let etcd_help = etcd_help
-            .map(|o| [o.stdout, o.stderr].concat())
-            .unwrap_or_default();
+        let etcd_help = std::process::Command::new(&self.etcd).arg("--help").output();
+        let etcd_help = etcd_help.map(|o| [o.stdout, o.stderr].concat()).unwrap_or_default();
         Ok(Capabilities {
             apiserver_minor: self.apiserver_minor()?,
             etcd_unsafe_no_fsync: String::from_utf8_lossy(&etcd_help).contains("unsafe-no-fsync"),
@@ -79,11 +75,7 @@ impl Assets {
             .map_err(|e| Error::io(&self.kube_apiserver, e))?;
         let text = String::from_utf8_lossy(&output.stdout);
         parse_minor(&text).ok_or_else(|| Error::Sandbox {
-            message: format!(
-                "{} --version printed {:?}",
-                self.kube_apiserver.display(),
-                text.trim()
-            ),
+            message: format!("{} --version printed {:?}", self.kube_apiserver.display(), text.trim()),
         })
     }
 
@@ -111,19 +103,13 @@ pub fn resolve_version(version: &str) -> String {
 
 /// `Kubernetes v1.20.2` → 20.
 fn parse_minor(version_output: &str) -> Option<u32> {
-    let version = version_output
-        .split_whitespace()
-        .find(|w| w.starts_with("v1."))?;
+    let version = version_output.split_whitespace().find(|w| w.starts_with("v1."))?;
     version.split('.').nth(1)?.parse().ok()
 }
 
 /// The one command that installs `version`.
 pub fn install_command(version: &str) -> String {
-    let arg = if version == CURRENT_VERSION {
-        "current"
-    } else {
-        version
-    };
+    let arg = if version == CURRENT_VERSION { "current" } else { version };
     format!("scripts/kube-assets.sh {arg}")
 }
 
@@ -166,9 +152,6 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("scripts/kube-assets.sh 1.20.2"), "{text}");
         assert!(text.contains("kube-apiserver"), "{text}");
-        assert_eq!(
-            install_command(CURRENT_VERSION),
-            "scripts/kube-assets.sh current"
-        );
+        assert_eq!(install_command(CURRENT_VERSION), "scripts/kube-assets.sh current");
     }
 }

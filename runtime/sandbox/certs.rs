@@ -3,10 +3,7 @@
 //! service-account signing keypair. Everything is generated fresh for each
 //! cluster, so a kubeconfig of one cluster can never talk to another.
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
 use crate::error::{Error, Result};
 
@@ -63,13 +60,7 @@ impl ClusterCerts {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let names: Vec<String> = SERVING_NAMES.iter().map(|s| s.to_string()).collect();
-        let serving = leaf(
-            &issuer,
-            "kube-apiserver",
-            None,
-            names,
-            ExtendedKeyUsagePurpose::ServerAuth,
-        )?;
+        let serving = leaf(&issuer, "kube-apiserver", None, names, ExtendedKeyUsagePurpose::ServerAuth)?;
         let admin = leaf(
             &issuer,
             "admin",
@@ -107,18 +98,11 @@ fn leaf(
 ) -> Result<CertifiedKey> {
     let key = KeyPair::generate().map_err(pki_error)?;
     let mut params = CertificateParams::new(names).map_err(pki_error)?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
+    params.distinguished_name.push(DnType::CommonName, common_name);
     if let Some(org) = organization {
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, org);
+        params.distinguished_name.push(DnType::OrganizationName, org);
     }
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     params.extended_key_usages = vec![usage];
     params.use_authority_key_identifier_extension = true;
     let cert = params.signed_by(&key, issuer).map_err(pki_error)?;
@@ -152,16 +136,9 @@ mod tests {
             assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
         }
         // The keys load back, i.e. kube-apiserver gets well-formed PKCS#8.
-        for key in [
-            &a.serving.key_pem,
-            &a.admin.key_pem,
-            &a.service_account_key_pem,
-        ] {
+        for key in [&a.serving.key_pem, &a.admin.key_pem, &a.service_account_key_pem] {
             KeyPair::from_pem(key).unwrap();
         }
-        assert!(
-            a.service_account_pub_pem
-                .starts_with("-----BEGIN PUBLIC KEY-----")
-        );
+        assert!(a.service_account_pub_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
     }
 }

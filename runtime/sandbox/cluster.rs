@@ -26,32 +26,16 @@ pub struct ClusterHandle {
 impl ClusterHandle {
     /// Starts etcd and kube-apiserver, waits for `/readyz`, then starts the
     /// controller manager (it needs a serving apiserver).
-    pub async fn start(
-        name: &str,
-        root: &Path,
-        assets: &Assets,
-        caps: Capabilities,
-        ports: Ports,
-    ) -> Result<ClusterHandle> {
+    pub async fn start(name: &str, root: &Path, assets: &Assets, caps: Capabilities, ports: Ports) -> Result<ClusterHandle> {
         let started = Instant::now();
         let dir = root.join(name);
         let certs = ClusterCerts::generate(name)?;
         let server = format!("https://127.0.0.1:{}", ports.apiserver);
         write_files(&dir, &certs, name, &server)?;
         eprintln!("sandbox: starting cluster {name} on {server}");
-        let mut processes = vec![spawn(
-            &dir,
-            "etcd",
-            &assets.etcd,
-            &etcd_args(&dir, ports, caps),
-        )?];
+        let mut processes = vec![spawn(&dir, "etcd", &assets.etcd, &etcd_args(&dir, ports, caps))?];
         wait_for_port(ports.etcd_client, &mut processes[0], &dir).await?;
-        processes.push(spawn(
-            &dir,
-            "kube-apiserver",
-            &assets.kube_apiserver,
-            &apiserver_args(&dir, ports),
-        )?);
+        processes.push(spawn(&dir, "kube-apiserver", &assets.kube_apiserver, &apiserver_args(&dir, ports))?);
         let entry = entry(name, &server, &certs);
         let yaml = kubeconfig::render(&[entry])?;
         let client = kubeconfig::client_for(&yaml, name).await?;
@@ -66,14 +50,9 @@ impl ClusterHandle {
         cluster.wait_ready().await?;
         if let Some(kcm) = &assets.kube_controller_manager {
             let args = controller_manager_args(&cluster.dir, caps.apiserver_minor);
-            cluster
-                .processes
-                .push(spawn(&cluster.dir, "kube-controller-manager", kcm, &args)?);
+            cluster.processes.push(spawn(&cluster.dir, "kube-controller-manager", kcm, &args)?);
         }
-        eprintln!(
-            "sandbox: cluster {name} serving after {:.1}s",
-            started.elapsed().as_secs_f64()
-        );
+        eprintln!("sandbox: cluster {name} serving after {:.1}s", started.elapsed().as_secs_f64());
         Ok(cluster)
     }
 
@@ -86,9 +65,7 @@ impl ClusterHandle {
     async fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            let request = http::Request::get("/readyz")
-                .body(Vec::new())
-                .map_err(|e| sandbox_error(&e))?;
+            let request = http::Request::get("/readyz").body(Vec::new()).map_err(|e| sandbox_error(&e))?;
             if let Ok(body) = self.client.request_text(request).await
                 && body.trim() == "ok"
             {
@@ -165,8 +142,8 @@ fn write_files(dir: &Path, certs: &ClusterCerts, name: &str, server: &str) -> Re
     Ok(())
 }
 
-/// Keys live here: readable by the owner only.
-fn write_private(path: &Path, text: &str) -> Result<()> {
+/// Keys live here (and in DIR/kubeconfig): readable by the owner only.
+pub(super) fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -176,8 +153,7 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| Error::io(path, e))
+    file.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))
 }
 
 fn spawn(dir: &Path, name: &str, binary: &Path, args: &[String]) -> Result<ChildProcess> {
@@ -185,33 +161,17 @@ fn spawn(dir: &Path, name: &str, binary: &Path, args: &[String]) -> Result<Child
     let log = std::fs::File::create(&log_path).map_err(|e| Error::io(&log_path, e))?;
     let err_log = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
     let mut command = Command::new(binary);
-    command
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err_log);
+    command.args(args).current_dir(dir).stdin(Stdio::null()).stdout(log).stderr(err_log);
     ChildProcess::spawn(name, command).map_err(|e| Error::io(binary, e))
 }
 
 /// etcd listens within a second; the apiserver starts best once it does.
 async fn wait_for_port(port: u16, etcd: &mut ChildProcess, dir: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        let cluster = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        let cluster = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         if let Some(status) = etcd.exit_status() {
-            return Err(failure(
-                dir,
-                &cluster,
-                "etcd",
-                &format!("exited ({status})"),
-            ));
+            return Err(failure(dir, &cluster, "etcd", &format!("exited ({status})")));
         }
         if Instant::now() > deadline {
             return Err(failure(dir, &cluster, "etcd", "not listening after 30s"));
@@ -238,9 +198,7 @@ fn failure(dir: &Path, cluster: &str, process: &str, what: &str) -> Error {
 /// cause and the top frames. Otherwise the cause is usually in the last lines.
 fn log_excerpt(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    let crash = lines
-        .iter()
-        .position(|l| l.starts_with("panic:") || l.starts_with("fatal error:"));
+    let crash = lines.iter().position(|l| l.starts_with("panic:") || l.starts_with("fatal error:"));
     let shown = match crash {
         Some(start) => &lines[start..lines.len().min(start + 20)],
         None => &lines[lines.len().saturating_sub(15)..],
@@ -249,9 +207,7 @@ fn log_excerpt(text: &str) -> String {
 }
 
 fn sandbox_error(err: &dyn std::fmt::Display) -> Error {
-    Error::Sandbox {
-        message: err.to_string(),
-    }
+    Error::Sandbox { message: err.to_string() }
 }
 
 #[cfg(test)]
@@ -263,10 +219,7 @@ mod tests {
         let mut log = String::from("I0101 starting\nfatal error: fault\n[signal SIGSEGV]\n");
         log.push_str(&"\tframe\n".repeat(100));
         let excerpt = log_excerpt(&log);
-        assert!(
-            excerpt.starts_with("fatal error: fault\n[signal SIGSEGV]"),
-            "{excerpt}"
-        );
+        assert!(excerpt.starts_with("fatal error: fault\n[signal SIGSEGV]"), "{excerpt}");
         assert_eq!(log_excerpt("a\nb"), "a\nb");
     }
 }

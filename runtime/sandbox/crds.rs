@@ -73,20 +73,13 @@ pub fn adapt_for_pre_1_25(crd: &mut Value) {
                 ("properties" | "patternProperties" | "definitions", Value::Object(fields)) => {
                     fields.values_mut().for_each(|s| strip(s, depth + 1))
                 }
-                ("items" | "additionalProperties" | "not", s @ Value::Object(_)) => {
-                    strip(s, depth + 1)
-                }
-                ("items" | "allOf" | "anyOf" | "oneOf", Value::Array(list)) => {
-                    list.iter_mut().for_each(|s| strip(s, depth + 1))
-                }
+                ("items" | "additionalProperties" | "not", s @ Value::Object(_)) => strip(s, depth + 1),
+                ("items" | "allOf" | "anyOf" | "oneOf", Value::Array(list)) => list.iter_mut().for_each(|s| strip(s, depth + 1)),
                 _ => {}
             }
         }
     }
-    if let Some(versions) = crd
-        .pointer_mut("/spec/versions")
-        .and_then(Value::as_array_mut)
-    {
+    if let Some(versions) = crd.pointer_mut("/spec/versions").and_then(Value::as_array_mut) {
         for version in versions {
             if let Some(schema) = version.pointer_mut("/schema/openAPIV3Schema") {
                 strip(schema, 0);
@@ -98,10 +91,7 @@ pub fn adapt_for_pre_1_25(crd: &mut Value) {
 /// True when the server is older than 1.25. Its `/version` decides; a build
 /// without version stamps (`major: ""`, `gitVersion: v0.0.0-master`) says
 /// nothing, and then the binary's own `--version` (`binary_minor`) does.
-pub fn needs_adaptation(
-    info: &k8s_openapi::apimachinery::pkg::version::Info,
-    binary_minor: u32,
-) -> bool {
+pub fn needs_adaptation(info: &k8s_openapi::apimachinery::pkg::version::Info, binary_minor: u32) -> bool {
     let stamped = (info.major == "1")
         .then(|| info.minor.trim_end_matches('+').parse::<u32>().ok())
         .flatten();
@@ -121,11 +111,7 @@ pub async fn install(client: &kube::Client, crds: &[Value], adapt: bool) -> Resu
         if adapt {
             adapt_for_pre_1_25(&mut crd);
         }
-        let name = crd
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string();
+        let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?").to_string();
         let object: DynamicObject = serde_json::from_value(crd).map_err(|e| Error::Sandbox {
             message: format!("CRD {name}: {e}"),
         })?;
@@ -160,10 +146,7 @@ mod tests {
 
     fn count(node: &Value, key: &str) -> usize {
         match node {
-            Value::Object(map) => map
-                .iter()
-                .map(|(k, v)| usize::from(k == key) + count(v, key))
-                .sum(),
+            Value::Object(map) => map.iter().map(|(k, v)| usize::from(k == key) + count(v, key)).sum(),
             Value::Array(items) => items.iter().map(|v| count(v, key)).sum(),
             _ => 0,
         }
@@ -186,10 +169,7 @@ mod tests {
         let spec = &istio["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
         assert_eq!(spec["properties"]["version"]["default"], "v1.31.0-beta.1");
         assert_eq!(spec["properties"]["namespace"]["default"], "istio-system");
-        assert_eq!(
-            spec["properties"]["updateStrategy"]["properties"]["type"]["default"],
-            "InPlace"
-        );
+        assert_eq!(spec["properties"]["updateStrategy"]["properties"]["type"]["default"], "InPlace");
         assert!(spec["default"].is_object());
         assert_eq!(count(&spec["properties"]["values"], "default"), 0);
     }

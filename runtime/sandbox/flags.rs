@@ -23,11 +23,7 @@ pub fn free_ports(count: usize) -> Result<Vec<Ports>> {
         .map_err(|e| Error::Sandbox {
             message: format!("no free loopback port: {e}"),
         })?;
-    let ports: Vec<u16> = listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .map(|a| a.port())
-        .collect();
+    let ports: Vec<u16> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect();
     Ok(ports
         .chunks(3)
         .map(|p| Ports {
@@ -41,8 +37,7 @@ pub fn free_ports(count: usize) -> Result<Vec<Ports>> {
 /// The controllers that matter without nodes: service-account tokens and
 /// `default` accounts, namespace deletion, garbage collection, and the
 /// Deployment → ReplicaSet chain (Pods stay Pending: there is no scheduler).
-const CONTROLLERS: &str =
-    "serviceaccount-token,serviceaccount,namespace,garbagecollector,deployment,replicaset";
+const CONTROLLERS: &str = "serviceaccount-token,serviceaccount,namespace,garbagecollector,deployment,replicaset";
 
 pub fn etcd_args(dir: &Path, ports: Ports, caps: Capabilities) -> Vec<String> {
     let client = format!("http://127.0.0.1:{}", ports.etcd_client);
@@ -90,10 +85,7 @@ pub fn apiserver_args(dir: &Path, ports: Ports) -> Vec<String> {
 pub fn controller_manager_args(dir: &Path, minor: u32) -> Vec<String> {
     let file = |name: &str| dir.join(name).display().to_string();
     let mut args = vec![
-        format!(
-            "--kubeconfig={}",
-            file("kube-controller-manager.kubeconfig")
-        ),
+        format!("--kubeconfig={}", file("kube-controller-manager.kubeconfig")),
         format!("--controllers={CONTROLLERS}"),
         format!("--service-account-private-key-file={}", file("sa.key")),
         format!("--root-ca-file={}", file("ca.crt")),
@@ -118,20 +110,13 @@ mod tests {
     fn the_insecure_port_is_switched_off_only_where_it_exists() {
         let dir = Path::new("/d");
         assert!(controller_manager_args(dir, 20).contains(&"--port=0".to_string()));
-        assert!(
-            !controller_manager_args(dir, 37)
-                .iter()
-                .any(|a| a.starts_with("--port"))
-        );
+        assert!(!controller_manager_args(dir, 37).iter().any(|a| a.starts_with("--port")));
     }
 
     #[test]
     fn free_ports_are_distinct() {
         let ports = free_ports(2).unwrap();
-        let all: Vec<u16> = ports
-            .iter()
-            .flat_map(|p| [p.etcd_client, p.etcd_peer, p.apiserver])
-            .collect();
+        let all: Vec<u16> = ports.iter().flat_map(|p| [p.etcd_client, p.etcd_peer, p.apiserver]).collect();
         let unique: std::collections::BTreeSet<_> = all.iter().collect();
         assert_eq!(unique.len(), all.len());
     }

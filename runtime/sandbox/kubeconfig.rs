@@ -174,14 +174,8 @@ mod tests {
         assert_eq!(context.user.as_deref(), Some("data-plane-admin"));
         let cluster = parsed.clusters[1].cluster.as_ref().unwrap();
         assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:2"));
-        assert_eq!(
-            cluster.certificate_authority_data.as_deref(),
-            Some(STANDARD.encode("CA").as_str())
-        );
-        assert_eq!(
-            cluster.insecure_skip_tls_verify, None,
-            "TLS must never be skipped"
-        );
+        assert_eq!(cluster.certificate_authority_data.as_deref(), Some(STANDARD.encode("CA").as_str()));
+        assert_eq!(cluster.insecure_skip_tls_verify, None, "TLS must never be skipped");
         assert!(yaml.starts_with("apiVersion: v1\nkind: Config\n"), "{yaml}");
         assert!(yaml.contains("client-key-data: "), "{yaml}");
     }

@@ -68,12 +68,9 @@ pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> 
     };
     let mut clusters = result?;
     let kubeconfig = dir.path().join("kubeconfig");
-    let entries: Vec<_> = clusters
-        .iter()
-        .map(ClusterHandle::kubeconfig_entry)
-        .collect();
-    std::fs::write(&kubeconfig, kubeconfig::render(&entries)?)
-        .map_err(|e| Error::io(&kubeconfig, e))?;
+    let entries: Vec<_> = clusters.iter().map(ClusterHandle::kubeconfig_entry).collect();
+    // It carries the admin's client key: owner-only, like the keys next to it.
+    cluster::write_private(&kubeconfig, &kubeconfig::render(&entries)?)?;
     std::fs::write(dir.path().join("ready"), "").map_err(|e| Error::io(dir.path(), e))?;
     eprintln!(
         "sandbox: {} cluster(s) ready in {:.1}s",
@@ -84,10 +81,7 @@ pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> 
     let _ = std::io::stdout().flush();
 
     let simulators = cancel.child_token();
-    let views = clusters
-        .iter()
-        .map(simulator::SimulatedCluster::from)
-        .collect();
+    let views = clusters.iter().map(simulator::SimulatedCluster::from).collect();
     let sim_task = tokio::spawn(simulator::run(views, opts.sim_delay, simulators.clone()));
     let outcome = supervise(&mut clusters, &cancel).await;
     let stopping = Instant::now();
@@ -96,20 +90,13 @@ pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> 
     let _ = sim_task.await;
     stop_all(clusters).await;
     drop(dir);
-    eprintln!(
-        "sandbox: stopped in {:.1}s",
-        stopping.elapsed().as_secs_f64()
-    );
+    eprintln!("sandbox: stopped in {:.1}s", stopping.elapsed().as_secs_f64());
     outcome
 }
 
 /// Starts every cluster concurrently, installs the CRDs and waits for the
 /// controller manager (it creates the `default` ServiceAccount).
-async fn start_all(
-    opts: &SandboxOptions,
-    assets: &Assets,
-    dir: &Path,
-) -> Result<Vec<ClusterHandle>> {
+async fn start_all(opts: &SandboxOptions, assets: &Assets, dir: &Path) -> Result<Vec<ClusterHandle>> {
     let probe = assets.clone();
     let caps = tokio::task::spawn_blocking(move || probe.probe());
     let parsed = tokio::task::spawn_blocking(crds::parse_bundled);
@@ -124,20 +111,13 @@ async fn start_all(
     .await?;
     let crds = parsed.await.map_err(join_error)??;
     try_join_all(clusters.iter().map(|cluster| async {
-        let version = cluster
-            .client
-            .apiserver_version()
-            .await
-            .map_err(|e| Error::Sandbox {
-                message: format!("cluster {}: GET /version: {e}", cluster.name),
-            })?;
+        let version = cluster.client.apiserver_version().await.map_err(|e| Error::Sandbox {
+            message: format!("cluster {}: GET /version: {e}", cluster.name),
+        })?;
         let adapt = crds::needs_adaptation(&version, caps.apiserver_minor);
-        let controllers =
-            wait_for_controller_manager(cluster, assets.kube_controller_manager.is_some());
-        tokio::try_join!(crds::install(&cluster.client, &crds, adapt), controllers).map_err(|e| {
-            Error::Sandbox {
-                message: format!("cluster {}: {e}", cluster.name),
-            }
+        let controllers = wait_for_controller_manager(cluster, assets.kube_controller_manager.is_some());
+        tokio::try_join!(crds::install(&cluster.client, &crds, adapt), controllers).map_err(|e| Error::Sandbox {
+            message: format!("cluster {}: {e}", cluster.name),
         })
     }))
     .await?;
@@ -149,17 +129,14 @@ async fn wait_for_controller_manager(cluster: &ClusterHandle, present: bool) -> 
         return Ok(());
     }
     let accounts: Api<ServiceAccount> = Api::namespaced(cluster.client.clone(), "default");
-    let created = await_condition(accounts, "default", |sa: Option<&ServiceAccount>| {
-        sa.is_some()
-    });
+    let created = await_condition(accounts, "default", |sa: Option<&ServiceAccount>| sa.is_some());
     match tokio::time::timeout(Duration::from_secs(60), created).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(Error::Sandbox {
             message: format!("waiting for ServiceAccount default/default: {e}"),
         }),
         Err(_) => Err(Error::Sandbox {
-            message: "kube-controller-manager created no ServiceAccount default/default within 60s"
-                .into(),
+            message: "kube-controller-manager created no ServiceAccount default/default within 60s".into(),
         }),
     }
 }
@@ -181,10 +158,7 @@ async fn supervise(clusters: &mut [ClusterHandle], cancel: &CancellationToken) -
 
 /// SIGTERM to every process of every cluster at once, one grace period, then SIGKILL.
 async fn stop_all(mut clusters: Vec<ClusterHandle>) {
-    let mut all: Vec<_> = clusters
-        .iter_mut()
-        .flat_map(|c| c.processes.drain(..))
-        .collect();
+    let mut all: Vec<_> = clusters.iter_mut().flat_map(|c| c.processes.drain(..)).collect();
     // Our clients' open connections would hold up the apiservers' graceful shutdown.
     drop(clusters);
     let _ = tokio::task::spawn_blocking(move || process::stop_all(&mut all, STOP_GRACE)).await;
@@ -197,9 +171,7 @@ fn validate_names(names: &[String]) -> Result<()> {
     for (i, name) in names.iter().enumerate() {
         let valid = !name.is_empty()
             && name.len() <= 63
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !name.starts_with('-');
         if !valid {
             return Err(Error::usage(format!(
@@ -207,9 +179,7 @@ fn validate_names(names: &[String]) -> Result<()> {
             )));
         }
         if names[..i].contains(name) {
-            return Err(Error::usage(format!(
-                "sandbox: cluster name {name:?} given twice"
-            )));
+            return Err(Error::usage(format!("sandbox: cluster name {name:?} given twice")));
         }
     }
     Ok(())
@@ -233,10 +203,7 @@ impl SandboxDir {
         let path = match dir {
             Some(path) => {
                 // Refuse a folder with content: stopping removes DIR, and it must not take user files along.
-                if std::fs::read_dir(&path)
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(false)
-                {
+                if std::fs::read_dir(&path).map(|mut d| d.next().is_some()).unwrap_or(false) {
                     return Err(Error::Sandbox {
                         message: format!("--dir {} exists and is not empty", path.display()),
                     });

@@ -68,9 +68,7 @@ impl ChildProcess {
             .map_err(|_| io::Error::other("process spawner lock poisoned"))?
             .send((command, reply_tx))
             .map_err(|_| io::Error::other("process spawner thread is gone"))?;
-        let child = reply_rx
-            .recv()
-            .map_err(|_| io::Error::other("process spawner thread is gone"))??;
+        let child = reply_rx.recv().map_err(|_| io::Error::other("process spawner thread is gone"))??;
         Ok(ChildProcess {
             name: name.into(),
             child,
@@ -111,9 +109,7 @@ impl ChildProcess {
 /// Stops many children at once: SIGTERM to every group, one shared grace
 /// period, then SIGKILL to the groups still alive, and reap them all.
 pub fn stop_all(children: &mut [ChildProcess], grace: Duration) {
-    children
-        .iter_mut()
-        .for_each(|c| c.signal_group(libc::SIGTERM));
+    children.iter_mut().for_each(|c| c.signal_group(libc::SIGTERM));
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline && children.iter_mut().any(|c| c.exit_status().is_none()) {
         std::thread::sleep(Duration::from_millis(20));
@@ -145,10 +141,7 @@ mod tests {
         .join()
         .unwrap();
         std::thread::sleep(Duration::from_millis(200));
-        assert!(
-            child.exit_status().is_none(),
-            "child died with the calling thread"
-        );
+        assert!(child.exit_status().is_none(), "child died with the calling thread");
         child.stop(Duration::from_secs(1));
         assert!(child.exit_status().is_some());
     }
@@ -162,11 +155,7 @@ mod tests {
         let pgid = child.pid() as libc::pid_t;
         child.stop(Duration::from_millis(200));
         std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(
-            live_members(pgid),
-            Vec::<String>::new(),
-            "a member of the process group survived"
-        );
+        assert_eq!(live_members(pgid), Vec::<String>::new(), "a member of the process group survived");
     }
 
     /// Non-zombie processes in group `pgid` (a container's init may never reap the orphans' zombies).
@@ -178,12 +167,7 @@ mod tests {
         stats
             .filter(|stat| {
                 // After the `(comm)` field: state, ppid, pgrp.
-                let rest: Vec<&str> = stat
-                    .rsplit_once(')')
-                    .map(|(_, r)| r)
-                    .unwrap_or("")
-                    .split_whitespace()
-                    .collect();
+                let rest: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("").split_whitespace().collect();
                 rest.first() != Some(&"Z") && rest.get(2) == Some(&pgid.to_string().as_str())
             })
             .collect()

@@ -28,34 +28,24 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
     let object: K = serde_json::from_value(object).expect("test object");
-    api.create(&PostParams::default(), &object)
-        .await
-        .expect("create")
+    api.create(&PostParams::default(), &object).await.expect("create")
 }
 
 async fn namespace(client: &kube::Client, name: &str) {
-    create(
-        &Api::<Namespace>::all(client.clone()),
-        json!({"metadata": {"name": name}}),
-    )
-    .await;
+    create(&Api::<Namespace>::all(client.clone()), json!({"metadata": {"name": name}})).await;
 }
 
 fn state_is(state: &'static str) -> impl Fn(Option<&DynamicObject>) -> bool {
     move |o| {
         o.is_some_and(|o| {
             o.data.pointer("/status/state") == Some(&json!(state))
-                && o.data.pointer("/status/observedGeneration")
-                    == o.metadata.generation.map(|g| json!(g)).as_ref()
+                && o.data.pointer("/status/observedGeneration") == o.metadata.generation.map(|g| json!(g)).as_ref()
         })
     }
 }
 
 fn condition<'a>(object: &'a DynamicObject, kind: &str) -> &'a Value {
-    let conditions = object
-        .data
-        .pointer("/status/conditions")
-        .and_then(Value::as_array);
+    let conditions = object.data.pointer("/status/conditions").and_then(Value::as_array);
     conditions
         .and_then(|c| c.iter().find(|c| c["type"] == kind))
         .unwrap_or(&Value::Null)
@@ -71,13 +61,11 @@ async fn each_cluster_answers_version_with_verified_tls() {
         sandbox.kubeconfig().display()
     );
     assert!(!kubeconfig.contains("insecure-skip-tls-verify"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(sandbox.kubeconfig()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the kubeconfig holds a client key: owner-only");
     for context in CLUSTERS {
-        let version = sandbox
-            .client(context)
-            .await
-            .apiserver_version()
-            .await
-            .unwrap();
+        let version = sandbox.client(context).await.apiserver_version().await.unwrap();
         // gitVersion, not major: a build without version stamps reports major "".
         assert!(version.git_version.starts_with('v'), "{context}: {version:?}");
     }
@@ -92,27 +80,12 @@ fn kubectl_works_with_the_generated_kubeconfig() {
     for kubectl in kubectls {
         for context in CLUSTERS {
             let output = std::process::Command::new(&kubectl)
-                .args([
-                    "--context",
-                    context,
-                    "get",
-                    "namespace",
-                    "kube-system",
-                    "-o",
-                    "name",
-                ])
+                .args(["--context", context, "get", "namespace", "kube-system", "-o", "name"])
                 .env("KUBECONFIG", sandbox.kubeconfig())
                 .output()
                 .unwrap();
-            let (stdout, stderr) = (
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr),
-            );
-            assert!(
-                output.status.success(),
-                "{} --context {context}: {stderr}",
-                kubectl.display()
-            );
+            let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            assert!(output.status.success(), "{} --context {context}: {stderr}", kubectl.display());
             assert_eq!(stdout.trim(), "namespace/kube-system");
         }
     }
@@ -132,15 +105,10 @@ async fn bundled_crds_are_established_everywhere() {
             "gateways.networking.istio.io",
             "virtualservices.networking.istio.io",
         ] {
-            let crd = crds
-                .get(name)
-                .await
-                .unwrap_or_else(|e| panic!("{context}: {name}: {e}"));
+            let crd = crds.get(name).await.unwrap_or_else(|e| panic!("{context}: {name}: {e}"));
             let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
             assert!(
-                conditions
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True"),
+                conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"),
                 "{context}: {name}"
             );
         }
@@ -160,19 +128,10 @@ async fn an_istio_becomes_ready_through_the_simulated_operator() {
         "metadata": {"name": "t-istio-ready"}, "spec": spec}),
     )
     .await;
-    let istio = wait_for(
-        istios.clone(),
-        "t-istio-ready",
-        state_is("Healthy"),
-        Duration::from_secs(30),
-    )
-    .await;
+    let istio = wait_for(istios.clone(), "t-istio-ready", state_is("Healthy"), Duration::from_secs(30)).await;
     assert_eq!(condition(&istio, "Ready")["status"], "True");
     assert_eq!(istio.data["status"]["activeRevisionName"], "t-istio-ready");
-    assert_eq!(
-        istio.data["status"]["revisions"],
-        json!({"total": 1, "ready": 1, "inUse": 0})
-    );
+    assert_eq!(istio.data["status"]["revisions"], json!({"total": 1, "ready": 1, "inUse": 0}));
 
     // A new generation is reconciled again.
     let patch = json!({"spec": {"values": {"pilot": {"env": {"X": "1"}}}}});
@@ -181,13 +140,7 @@ async fn an_istio_becomes_ready_through_the_simulated_operator() {
         .patch("t-istio-ready", &params, &kube::api::Patch::Merge(&patch))
         .await
         .unwrap();
-    let istio = wait_for(
-        istios,
-        "t-istio-ready",
-        state_is("Healthy"),
-        Duration::from_secs(30),
-    )
-    .await;
+    let istio = wait_for(istios, "t-istio-ready", state_is("Healthy"), Duration::from_secs(30)).await;
     assert_eq!(istio.data["status"]["observedGeneration"], 2);
 }
 
@@ -196,28 +149,20 @@ async fn an_istio_whose_namespace_is_missing_gets_reconcile_error_until_it_appea
     let sandbox = support::sandbox("default", CLUSTERS);
     let client = sandbox.client("data-plane").await;
     let istios = istio_api(client.clone());
-    create(&istios, json!({"apiVersion": "sailoperator.io/v1", "kind": "Istio",
-        "metadata": {"name": "t-missing-ns"}, "spec": {"namespace": "t-missing-ns", "version": "v1.30.3"}})).await;
-    let istio = wait_for(
-        istios.clone(),
-        "t-missing-ns",
-        state_is("ReconcileError"),
-        Duration::from_secs(30),
+    create(
+        &istios,
+        json!({"apiVersion": "sailoperator.io/v1", "kind": "Istio",
+        "metadata": {"name": "t-missing-ns"}, "spec": {"namespace": "t-missing-ns", "version": "v1.30.3"}}),
     )
     .await;
+    let istio = wait_for(istios.clone(), "t-missing-ns", state_is("ReconcileError"), Duration::from_secs(30)).await;
     assert_eq!(
         condition(&istio, "Reconciled")["message"],
         "error reconciling resource: validation error: namespace \"t-missing-ns\" doesn't exist"
     );
     assert_eq!(condition(&istio, "Ready")["status"], "Unknown");
     namespace(&client, "t-missing-ns").await;
-    wait_for(
-        istios,
-        "t-missing-ns",
-        state_is("Healthy"),
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_for(istios, "t-missing-ns", state_is("Healthy"), Duration::from_secs(30)).await;
 }
 
 #[tokio::test]
@@ -233,18 +178,8 @@ async fn a_load_balancer_service_gets_an_address() {
     )
     .await;
     let has_ip = |s: Option<&Service>| {
-        s.and_then(|s| {
-            s.status
-                .as_ref()?
-                .load_balancer
-                .as_ref()?
-                .ingress
-                .as_ref()?
-                .first()?
-                .ip
-                .clone()
-        })
-        .is_some()
+        s.and_then(|s| s.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref()?.first()?.ip.clone())
+            .is_some()
     };
     wait_for(services, "gateway", has_ip, Duration::from_secs(30)).await;
 }

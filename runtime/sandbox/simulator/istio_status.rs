@@ -26,12 +26,7 @@ pub struct Condition {
     pub message: String,
 }
 
-fn condition(
-    kind: &'static str,
-    status: &'static str,
-    reason: &'static str,
-    message: &str,
-) -> Condition {
+fn condition(kind: &'static str, status: &'static str, reason: &'static str, message: &str) -> Condition {
     Condition {
         kind,
         status,
@@ -41,9 +36,7 @@ fn condition(
 }
 
 fn str_at<'a>(spec: &'a Value, pointer: &str) -> Option<&'a str> {
-    spec.pointer(pointer)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    spec.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 /// `"true"` or `true`: Helm values are untyped, users write both.
@@ -57,10 +50,7 @@ fn truthy(spec: &Value, pointer: &str) -> Option<bool> {
 
 /// `InPlace` (the default): the Istio's name; `RevisionBased`: `<name>-<version with . → ->`.
 pub fn revision_name(name: &str, spec: &Value) -> String {
-    match (
-        str_at(spec, "/updateStrategy/type"),
-        str_at(spec, "/version"),
-    ) {
+    match (str_at(spec, "/updateStrategy/type"), str_at(spec, "/version")) {
         (Some("RevisionBased"), Some(version)) => format!("{name}-{}", version.replace('.', "-")),
         _ => name.to_string(),
     }
@@ -118,9 +108,7 @@ fn dependencies(spec: &Value, facts: &Facts) -> Condition {
             "IstioCNINotFound",
             "IstioCNI resource does not exist",
         ),
-        Some(Some(state)) if state == "Healthy" => {
-            condition("DependenciesHealthy", "True", "DependenciesHealthy", "")
-        }
+        Some(Some(state)) if state == "Healthy" => condition("DependenciesHealthy", "True", "DependenciesHealthy", ""),
         Some(_) => condition(
             "DependenciesHealthy",
             "False",
@@ -134,8 +122,7 @@ fn dependencies(spec: &Value, facts: &Facts) -> Condition {
 fn in_use(revision: &str, facts: &Facts) -> bool {
     facts.namespaces.values().any(|labels| {
         labels.get("istio.io/rev").map(String::as_str) == Some(revision)
-            || (revision == "default"
-                && labels.get("istio-injection").map(String::as_str) == Some("enabled"))
+            || (revision == "default" && labels.get("istio-injection").map(String::as_str) == Some("enabled"))
     })
 }
 
@@ -147,8 +134,7 @@ pub fn istio(name: &str, spec: &Value, facts: &Facts) -> (Vec<Condition>, Value)
             let conditions = reconcile_error(&message);
             // A namespace error comes from an IstioRevision that exists; spec errors stop before one is created.
             let exists = message.starts_with("error reconciling resource");
-            let mut extra =
-                json!({"revisions": {"total": u8::from(exists), "ready": 0, "inUse": 0}});
+            let mut extra = json!({"revisions": {"total": u8::from(exists), "ready": 0, "inUse": 0}});
             if exists {
                 extra["activeRevisionName"] = json!(revision);
             }
@@ -160,19 +146,10 @@ pub fn istio(name: &str, spec: &Value, facts: &Facts) -> (Vec<Condition>, Value)
             let ready = if !is_remote(spec) || facts.remote_istiod_ready {
                 condition("Ready", "True", "Ready", "")
             } else {
-                condition(
-                    "Ready",
-                    "False",
-                    "RemoteIstiodNotReady",
-                    "readiness probe on remote istiod failed",
-                )
+                condition("Ready", "False", "RemoteIstiodNotReady", "readiness probe on remote istiod failed")
             };
             let ready_count = u8::from(ready.status == "True");
-            let conditions = vec![
-                condition("Reconciled", "True", "Reconciled", ""),
-                ready,
-                dependencies(spec, facts),
-            ];
+            let conditions = vec![condition("Reconciled", "True", "Reconciled", ""), ready, dependencies(spec, facts)];
             let extra = json!({
                 "activeRevisionName": revision,
                 "revisions": {"total": 1, "ready": ready_count, "inUse": u8::from(in_use(&revision, facts))},
@@ -185,13 +162,8 @@ pub fn istio(name: &str, spec: &Value, facts: &Facts) -> (Vec<Condition>, Value)
 /// The status of an `IstioCNI`: `Reconciled` and `Ready` (its DaemonSet is taken as ready).
 pub fn istio_cni(spec: &Value, facts: &Facts) -> (Vec<Condition>, Value) {
     match validate(spec, facts) {
-        Err(message) if message.starts_with("error reconciling resource") => {
-            (reconcile_error(&message), json!({}))
-        }
-        Err(message) => (
-            reconcile_error(&format!("error reconciling resource: {message}")),
-            json!({}),
-        ),
+        Err(message) if message.starts_with("error reconciling resource") => (reconcile_error(&message), json!({})),
+        Err(message) => (reconcile_error(&format!("error reconciling resource: {message}")), json!({})),
         Ok(()) => (
             vec![
                 condition("Reconciled", "True", "Reconciled", ""),
@@ -217,23 +189,18 @@ fn reconcile_error(message: &str) -> Vec<Condition> {
 /// The full status: conditions with `lastTransitionTime` kept from `previous`
 /// while a condition's status stays the same, `state` = reason of the first
 /// condition that is not True (else `Healthy`), and `observedGeneration`.
-pub fn finish(
-    conditions: &[Condition],
-    extra: Value,
-    generation: i64,
-    previous: Option<&Value>,
-    now: &str,
-) -> Value {
-    let previous_conditions = previous
-        .and_then(|p| p.get("conditions"))
-        .and_then(Value::as_array);
+pub fn finish(conditions: &[Condition], extra: Value, generation: i64, previous: Option<&Value>, now: &str) -> Value {
+    let previous_conditions = previous.and_then(|p| p.get("conditions")).and_then(Value::as_array);
     let rendered: Vec<Value> = conditions
         .iter()
         .map(|c| {
             let before = previous_conditions
                 .and_then(|list| list.iter().find(|p| p["type"] == c.kind))
                 .filter(|p| p["status"] == c.status);
-            let since = before.and_then(|p| p.get("lastTransitionTime")).cloned().unwrap_or_else(|| json!(now));
+            let since = before
+                .and_then(|p| p.get("lastTransitionTime"))
+                .cloned()
+                .unwrap_or_else(|| json!(now));
             let mut value = json!({"type": c.kind, "status": c.status, "reason": c.reason, "lastTransitionTime": since});
             if !c.message.is_empty() {
                 value["message"] = json!(c.message);
@@ -246,8 +213,7 @@ pub fn finish(
         .find(|c| c.status != "True")
         .map(|c| c.reason)
         .unwrap_or("Healthy");
-    let mut status =
-        json!({"observedGeneration": generation, "conditions": rendered, "state": state});
+    let mut status = json!({"observedGeneration": generation, "conditions": rendered, "state": state});
     if let (Value::Object(status), Value::Object(extra)) = (&mut status, extra) {
         status.extend(extra);
     }

@@ -23,13 +23,7 @@ pub fn fake_ip(cluster_index: usize, sequence: u32) -> Ipv4Addr {
 }
 
 /// Runs until `cancel` fires.
-pub async fn run(
-    cluster: String,
-    client: Client,
-    cluster_index: usize,
-    delay: Duration,
-    cancel: CancellationToken,
-) {
+pub async fn run(cluster: String, client: Client, cluster_index: usize, delay: Duration, cancel: CancellationToken) {
     let services: Api<Service> = Api::all(client.clone());
     let mut stream = watcher(services, watcher::Config::default())
         .default_backoff()
@@ -46,8 +40,7 @@ pub async fn run(
                 None => return,
             },
         };
-        let wants_address =
-            service.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+        let wants_address = service.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
         let has_address = service
             .status
             .as_ref()
@@ -59,24 +52,15 @@ pub async fn run(
         }
         let uid = service.uid().unwrap_or_default();
         let next = assigned.len() as u32 + 1;
-        let ip = *assigned
-            .entry(uid)
-            .or_insert_with(|| fake_ip(cluster_index, next));
+        let ip = *assigned.entry(uid).or_insert_with(|| fake_ip(cluster_index, next));
         let (namespace, name) = (service.namespace().unwrap_or_default(), service.name_any());
         let (client, cluster, cancel) = (client.clone(), cluster.clone(), cancel.clone());
         tokio::spawn(async move {
             tokio::select! { _ = cancel.cancelled() => return, _ = tokio::time::sleep(delay) => {} }
             let api: Api<Service> = Api::namespaced(client, &namespace);
-            let patch = Patch::Merge(
-                json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string()}]}}}),
-            );
-            match api
-                .patch_status(&name, &PatchParams::default(), &patch)
-                .await
-            {
-                Ok(_) => eprintln!(
-                    "simulated load-balancer: {cluster}: Service {namespace}/{name} gets {ip}"
-                ),
+            let patch = Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string()}]}}}));
+            match api.patch_status(&name, &PatchParams::default(), &patch).await {
+                Ok(_) => eprintln!("simulated load-balancer: {cluster}: Service {namespace}/{name} gets {ip}"),
                 Err(e) => {
                     eprintln!("simulated load-balancer: {cluster}: Service {namespace}/{name}: {e}")
                 }

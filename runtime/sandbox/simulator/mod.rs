@@ -37,19 +37,11 @@ impl From<&ClusterHandle> for SimulatedCluster {
 
 /// Runs every simulator on every cluster until `cancel` fires.
 pub async fn run(clusters: Vec<SimulatedCluster>, delay: Duration, cancel: CancellationToken) {
-    eprintln!(
-        "sandbox: simulated sail-operator and simulated load-balancer running (delay {delay:?})"
-    );
+    eprintln!("sandbox: simulated sail-operator and simulated load-balancer running (delay {delay:?})");
     let mut tasks = tokio::task::JoinSet::new();
     for (index, cluster) in clusters.iter().enumerate() {
         let (name, client) = (cluster.name.clone(), cluster.client.clone());
-        tasks.spawn(load_balancer::run(
-            name,
-            client,
-            index,
-            delay,
-            cancel.clone(),
-        ));
+        tasks.spawn(load_balancer::run(name, client, index, delay, cancel.clone()));
     }
     tasks.spawn(sail_operator::run(clusters, delay, cancel.clone()));
     while tasks.join_next().await.is_some() {}

@@ -45,12 +45,7 @@ impl RemoteAccess {
     /// True when `kubeconfig` (a Secret data value) targets `target` and
     /// authenticates to it: its CA (or server URL) identifies `target`, and a
     /// `GET /api` with its credentials succeeds with TLS verified.
-    pub async fn authenticates(
-        &mut self,
-        target: &SimulatedCluster,
-        source: &SecretSource<'_>,
-        kubeconfig: &[u8],
-    ) -> bool {
+    pub async fn authenticates(&mut self, target: &SimulatedCluster, source: &SecretSource<'_>, kubeconfig: &[u8]) -> bool {
         let key = (
             target.name.clone(),
             source.uid.to_string(),
@@ -122,8 +117,7 @@ async fn check(target: &SimulatedCluster, kubeconfig: &[u8]) -> Result<(), Strin
         .as_deref()
         .and_then(|data| STANDARD.decode(data.trim()).ok())
         .is_some_and(|pem| String::from_utf8_lossy(&pem).trim() == target.ca_pem.trim());
-    let same_server =
-        cluster.server.as_deref().map(|s| s.trim_end_matches('/')) == Some(target.server.as_str());
+    let same_server = cluster.server.as_deref().map(|s| s.trim_end_matches('/')) == Some(target.server.as_str());
     if !same_ca && !same_server {
         return Err(format!(
             "it points at {} with another CA",

@@ -71,30 +71,19 @@ async fn reconcile(state: &ClusterState, all: &[ClusterState], access: &mut Remo
             .namespaces
             .state()
             .iter()
-            .map(|ns| {
-                (
-                    ns.name_any(),
-                    ns.labels().clone().into_iter().collect::<BTreeMap<_, _>>(),
-                )
-            })
+            .map(|ns| (ns.name_any(), ns.labels().clone().into_iter().collect::<BTreeMap<_, _>>()))
             .collect(),
         cni_default_state: state
             .cnis
             .state()
             .iter()
             .find(|c| c.name_any() == "default")
-            .map(|c| {
-                c.data
-                    .pointer("/status/state")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            }),
+            .map(|c| c.data.pointer("/status/state").and_then(Value::as_str).map(str::to_string)),
         remote_istiod_ready: false,
     };
     for istio in state.istios.state() {
         let spec = istio.data.get("spec").cloned().unwrap_or(Value::Null);
-        facts.remote_istiod_ready =
-            istio_status::is_remote(&spec) && remote_reachable(state, all, access).await;
+        facts.remote_istiod_ready = istio_status::is_remote(&spec) && remote_reachable(state, all, access).await;
         let (conditions, extra) = istio_status::istio(&istio.name_any(), &spec, &facts);
         write_status(state, &istio, "Istio", &conditions, extra).await;
         if istio_status::renders_config_cluster_account(&spec) && conditions[0].status == "True" {
@@ -111,11 +100,7 @@ async fn reconcile(state: &ClusterState, all: &[ClusterState], access: &mut Remo
 /// Some other cluster runs an external control plane (an Istio with
 /// `EXTERNAL_ISTIOD=true`) whose namespace holds a remote secret that
 /// authenticates to `target`.
-async fn remote_reachable(
-    target: &ClusterState,
-    all: &[ClusterState],
-    access: &mut RemoteAccess,
-) -> bool {
+async fn remote_reachable(target: &ClusterState, all: &[ClusterState], access: &mut RemoteAccess) -> bool {
     for other in all.iter().filter(|c| c.view.name != target.view.name) {
         let namespaces: Vec<String> = other
             .istios
@@ -123,12 +108,7 @@ async fn remote_reachable(
             .iter()
             .filter_map(|i| i.data.get("spec"))
             .filter(|spec| istio_status::is_external_control_plane(spec))
-            .map(|spec| {
-                spec.get("namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or("istio-system")
-                    .to_string()
-            })
+            .map(|spec| spec.get("namespace").and_then(Value::as_str).unwrap_or("istio-system").to_string())
             .collect();
         for secret in other.remote_secrets.state() {
             let namespace = secret.namespace().unwrap_or_default();
@@ -154,13 +134,7 @@ async fn remote_reachable(
 }
 
 /// Patches `status` when it differs from what the object carries.
-async fn write_status(
-    state: &ClusterState,
-    object: &DynamicObject,
-    kind: &str,
-    conditions: &[istio_status::Condition],
-    extra: Value,
-) {
+async fn write_status(state: &ClusterState, object: &DynamicObject, kind: &str, conditions: &[istio_status::Condition], extra: Value) {
     let generation = object.metadata.generation.unwrap_or(0);
     let previous = object.data.get("status");
     let now = k8s_openapi::jiff::Timestamp::now();
@@ -179,10 +153,7 @@ async fn write_status(
     let api = Api::<DynamicObject>::all_with(state.view.client.clone(), &resource);
     let name = object.name_any();
     let patch = Patch::Merge(json!({ "status": status }));
-    match api
-        .patch_status(&name, &PatchParams::default(), &patch)
-        .await
-    {
+    match api.patch_status(&name, &PatchParams::default(), &patch).await {
         Ok(_) => eprintln!(
             "simulated sail-operator: {}: {kind} {name} generation {generation}: {}",
             state.view.name,
@@ -221,12 +192,7 @@ async fn ensure_service_account(state: &ClusterState, istio_name: &str, spec: &V
         metadata: ObjectMeta {
             name: Some(name.clone()),
             namespace: Some(namespace.to_string()),
-            labels: Some(
-                labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
+            labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
             ..Default::default()
         },
         ..Default::default()

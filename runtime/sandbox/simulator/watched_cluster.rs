@@ -14,10 +14,7 @@ use tokio::task::JoinSet;
 use super::SimulatedCluster;
 
 pub fn sail_resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("sailoperator.io", "v1", kind),
-        plural,
-    )
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("sailoperator.io", "v1", kind), plural)
 }
 
 /// The watched state of one cluster.
@@ -31,11 +28,7 @@ pub struct ClusterState {
 }
 
 /// Starts the four watchers of one cluster; each event pokes `changed`.
-pub fn watch_cluster(
-    view: SimulatedCluster,
-    changed: &watch::Sender<()>,
-    tasks: &mut JoinSet<()>,
-) -> ClusterState {
+pub fn watch_cluster(view: SimulatedCluster, changed: &watch::Sender<()>, tasks: &mut JoinSet<()>) -> ClusterState {
     let client = &view.client;
     let istio = sail_resource("Istio", "istios");
     let cni = sail_resource("IstioCNI", "istiocnis");
@@ -47,8 +40,7 @@ pub fn watch_cluster(
     let config = watcher::Config::default();
     let labelled = watcher::Config::default().labels("istio/multiCluster=true");
     let name = view.name.clone();
-    let drive = |stream: futures::stream::BoxStream<'static, Result<(), watcher::Error>>,
-                 what: &'static str| {
+    let drive = |stream: futures::stream::BoxStream<'static, Result<(), watcher::Error>>, what: &'static str| {
         let (changed, name) = (changed.clone(), name.clone());
         async move {
             let mut stream = stream;
@@ -66,21 +58,15 @@ pub fn watch_cluster(
     let ns_api = Api::<Namespace>::all(client.clone());
     let secret_api = Api::<Secret>::all(client.clone());
     tasks.spawn(drive(
-        reflector::reflector(
-            istio_writer,
-            watcher(istio_api, config.clone()).default_backoff(),
-        )
-        .map(unit)
-        .boxed(),
+        reflector::reflector(istio_writer, watcher(istio_api, config.clone()).default_backoff())
+            .map(unit)
+            .boxed(),
         "Istio",
     ));
     tasks.spawn(drive(
-        reflector::reflector(
-            cni_writer,
-            watcher(cni_api, config.clone()).default_backoff(),
-        )
-        .map(unit)
-        .boxed(),
+        reflector::reflector(cni_writer, watcher(cni_api, config.clone()).default_backoff())
+            .map(unit)
+            .boxed(),
         "IstioCNI",
     ));
     tasks.spawn(drive(
@@ -90,12 +76,9 @@ pub fn watch_cluster(
         "Namespace",
     ));
     tasks.spawn(drive(
-        reflector::reflector(
-            secret_writer,
-            watcher(secret_api, labelled).default_backoff(),
-        )
-        .map(unit)
-        .boxed(),
+        reflector::reflector(secret_writer, watcher(secret_api, labelled).default_backoff())
+            .map(unit)
+            .boxed(),
         "Secret",
     ));
     ClusterState {

@@ -85,8 +85,15 @@ impl Discovery {
         }
         let lists = join_all(paths.iter().map(|(_, p)| get(cluster, p, "application/json"))).await;
         let mut d = Discovery::default();
-        for ((group, _), list) in paths.iter().zip(lists) {
-            let list = list?;
+        for ((group, path), list) in paths.iter().zip(lists) {
+            // A group listed a moment ago may not serve its version yet (a CRD
+            // being created) or any more: skip it, as kubectl does with
+            // partial discovery failures. Only the core group is required.
+            let list = match list {
+                Ok(l) => l,
+                Err(Error::Api { .. }) if path != "/api/v1" => continue,
+                Err(e) => return Err(e),
+            };
             let gv = list.get("groupVersion").and_then(Value::as_str).unwrap_or_default();
             let version = gv.rsplit('/').next().unwrap_or(gv).to_string();
             for r in list.get("resources").and_then(Value::as_array).into_iter().flatten() {

@@ -125,15 +125,29 @@ pub async fn install(client: &kube::Client, crds: &[Value], adapt: bool) -> Resu
             }
         }
         let typed: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let established = await_condition(typed, &name, conditions::is_crd_established());
-        match tokio::time::timeout(Duration::from_secs(60), established).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(Error::Sandbox {
-                message: format!("waiting for CRD {name}: {e}"),
-            }),
-            Err(_) => Err(Error::Sandbox {
-                message: format!("CRD {name} not Established after 60s"),
-            }),
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let established = await_condition(typed.clone(), &name, conditions::is_crd_established());
+            match tokio::time::timeout_at(deadline, established).await {
+                Ok(Ok(_)) => return Ok(()),
+                // A freshly started 1.20 apiserver under load sometimes fails a
+                // list with a 500 ("rpc error ... unexpected EOF" from etcd):
+                // transient, so watch again rather than fail the sandbox.
+                Ok(Err(e)) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("sandbox: waiting for CRD {name}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Ok(Err(e)) => {
+                    return Err(Error::Sandbox {
+                        message: format!("waiting for CRD {name}: {e}"),
+                    });
+                }
+                Err(_) => {
+                    return Err(Error::Sandbox {
+                        message: format!("CRD {name} not Established after 60s"),
+                    });
+                }
+            }
         }
     }))
     .await

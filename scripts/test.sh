@@ -8,14 +8,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/kube-assets.sh current
 scripts/kube-assets.sh 1.20.2
 
+# Nothing the tests start may outlive them (sandboxes started by hand are not ours).
+cache="${MESH_RUN_CACHE:-$HOME/.cache/mesh-run}/kube"
+pattern="^$cache/.*/bin/(etcd|kube-apiserver|kube-controller-manager)"
+before=$(pgrep -f "$pattern" | sort || true)
+
 cargo build --locked --all-targets
 cargo test --locked "$@"
 MESH_RUN_TEST_KUBE_VERSION=1.20.2 cargo test --locked --test integration primitives:: "$@"
 
-# Nothing the tests started may outlive them.
-cache="${MESH_RUN_CACHE:-$HOME/.cache/mesh-run}/kube"
-if pgrep -f "^$cache/.*/bin/(etcd|kube-apiserver|kube-controller-manager)" >/dev/null; then
+leaked=$(comm -13 <(echo "$before") <(pgrep -f "$pattern" | sort || true))
+if [ -n "$leaked" ]; then
   echo "error: the tests left Kubernetes processes running:" >&2
-  pgrep -af "^$cache/.*/bin/(etcd|kube-apiserver|kube-controller-manager)" | cut -c1-160 >&2
+  for pid in $leaked; do ps -o pid=,args= -p "$pid" | cut -c1-160 >&2 || true; done
   exit 1
 fi
+echo "no etcd, kube-apiserver or kube-controller-manager left running by the tests"

@@ -75,10 +75,18 @@ async fn each_cluster_answers_version_with_verified_tls() {
 fn kubectl_works_with_the_generated_kubeconfig() {
     let sandbox = support::sandbox("default", CLUSTERS);
     let mut kubectls = vec![sandbox.kubectl()];
-    // Debian's kubectl, an independent client, when installed.
+    // Debian's kubectl (kubernetes-client 1.20.2, unpacked by scripts/kube-assets.sh 1.20.2),
+    // an independent client: required, since the test command installs it.
+    let debian = mesh_run::sandbox::assets::Assets::locate("1.20.2")
+        .ok()
+        .and_then(|a| a.kubectl)
+        .expect("Debian's kubectl: run scripts/kube-assets.sh 1.20.2");
+    kubectls.push(debian);
+    // Any other kubectl on the machine too.
     kubectls.extend(Some(std::path::PathBuf::from("/usr/bin/kubectl")).filter(|p| p.exists()));
     for kubectl in kubectls {
         for context in CLUSTERS {
+            // No --insecure-skip-tls-verify: the kubeconfig's CA verifies the server.
             let output = std::process::Command::new(&kubectl)
                 .args(["--context", context, "get", "namespace", "kube-system", "-o", "name"])
                 .env("KUBECONFIG", sandbox.kubeconfig())

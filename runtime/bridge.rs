@@ -31,10 +31,6 @@ impl Bridge {
         Bridge { handle, cancel: CancellationToken::new(), reason: Arc::new(Mutex::new(None)) }
     }
 
-    pub fn handle(&self) -> &Handle {
-        &self.handle
-    }
-
     /// Cancels the run; the first reason given wins.
     pub fn stop(&self, reason: StopReason) {
         self.reason.lock().expect("reason lock").get_or_insert(reason);

@@ -11,7 +11,6 @@ use serde_json::Value;
 use tokio::sync::RwLock;
 
 use super::discovery::{Discovery, ResourceInfo};
-use super::object_ref::ObjectRef;
 use crate::error::{Error, Result};
 
 pub struct ClusterClient {
@@ -146,10 +145,6 @@ impl ClusterClient {
             return Ok(r.clone());
         }
         Err(Error::UnknownKind { cluster: self.name.clone(), message: d.explain_missing(api_version, kind) })
-    }
-
-    pub fn describe(&self, r: &ObjectRef) -> String {
-        r.to_string()
     }
 }
 

@@ -4,7 +4,6 @@
 //! the server (kubectl, the independent oracle, where it matters) and what
 //! mesh-run printed. Also run on Kubernetes 1.20.2 (MESH_RUN_TEST_KUBE_VERSION).
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use crate::support::{self, Output, SandboxHandle, Test};
@@ -62,9 +61,4 @@ fn steps(out: &Output) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|e| e["event"] == "step")
         .collect()
-}
-
-#[allow(dead_code)]
-fn repo_file(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }

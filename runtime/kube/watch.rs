@@ -57,6 +57,12 @@ async fn watch_until(
     target_name: &mut String,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Option<Value>> {
+    // Waiting for deletion of a kind the server does not serve: nothing of it can exist.
+    if req.checks.iter().all(|c| *c == Check::Delete) {
+        if let Err(Error::UnknownKind { .. }) = ObjectRef::resolve(cluster, req.resource, req.namespace).await {
+            return Ok(None);
+        }
+    }
     let target = resolve_when_served(cluster, req.resource, req.namespace, progress).await?;
     *target_name = target.to_string();
     let mut shown = String::new();

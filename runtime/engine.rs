@@ -12,7 +12,7 @@ use crate::session::Session;
 /// Limits that stop a runaway script without getting in the way of a real
 /// playbook (the seed procedure uses a few thousand operations).
 pub fn limits(engine: &mut Engine) {
-    engine.set_max_operations(50_000_000);
+    engine.set_max_operations(10_000_000);
     engine.set_max_call_levels(64);
     engine.set_max_expr_depths(128, 64);
     engine.set_max_string_size(16 * 1024 * 1024);

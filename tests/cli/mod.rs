@@ -64,3 +64,20 @@ fn usage_errors_exit_2() {
     Test::new().args(["p.rhai", "--set", "NOEQUALS"]).run().status(2).stderr_contains("expected KEY=VALUE");
     Test::new().args(["missing.rhai"]).run().status(2).stderr_contains("cannot read playbook missing.rhai");
 }
+
+#[test]
+fn the_script_engine_is_sandboxed() {
+    Test::new().playbook("p.rhai", "eval(\"1 + 1\");\n").args(["p.rhai"]).run().status(2).stderr_contains("error[script]");
+    Test::new()
+        .playbook("p.rhai", "let x = 0;\nloop { x += 1; }\n")
+        .args(["p.rhai"])
+        .run()
+        .status(2)
+        .stderr_contains("error[script]: Too many operations");
+    Test::new()
+        .playbook("p.rhai", "fn f(n) { f(n + 1) }\nf(0);\n")
+        .args(["p.rhai"])
+        .run()
+        .status(2)
+        .stderr_contains("error[script]");
+}

@@ -154,4 +154,20 @@ mod tests {
         assert!(text.contains("kube-apiserver"), "{text}");
         assert_eq!(install_command(CURRENT_VERSION), "scripts/kube-assets.sh current");
     }
+
+    /// An envtest folder (KUBEBUILDER_ASSETS) needs only etcd and kube-apiserver.
+    #[test]
+    fn an_envtest_folder_with_etcd_and_apiserver_is_enough() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["etcd", "kube-apiserver"] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let assets = Assets::in_dir(dir.path(), "KUBEBUILDER_ASSETS", "1.37.2").unwrap();
+        assert_eq!(assets.version, "KUBEBUILDER_ASSETS");
+        assert_eq!(assets.kube_apiserver, dir.path().join("kube-apiserver"));
+        assert!(assets.kube_controller_manager.is_none() && assets.kubectl.is_none());
+    }
 }

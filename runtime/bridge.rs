@@ -28,7 +28,11 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn new(handle: Handle) -> Self {
-        Bridge { handle, cancel: CancellationToken::new(), reason: Arc::new(Mutex::new(None)) }
+        Bridge {
+            handle,
+            cancel: CancellationToken::new(),
+            reason: Arc::new(Mutex::new(None)),
+        }
     }
 
     /// Cancels the run; the first reason given wins.
@@ -46,7 +50,9 @@ impl Bridge {
                 waiting_for: "the whole run (--timeout)".into(),
                 explanation: "  raise --timeout, or look at the step that was running".into(),
             },
-            Some(StopReason::Rerun) => Error::Interrupted { place: "by a file change (rerun)".into() },
+            Some(StopReason::Rerun) => Error::Interrupted {
+                place: "by a file change (rerun)".into(),
+            },
             _ => Error::Interrupted { place: "by Ctrl-C".into() },
         }
     }

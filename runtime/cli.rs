@@ -167,7 +167,9 @@ mod tests {
     #[test]
     fn watch_takes_the_options_of_run() {
         let cli = Cli::try_parse_from(["mesh-run", "watch", "p.rhai", "--set", "A=1", "--clear", "--output", "json"]).unwrap();
-        let Some(Command::Watch { run, clear }) = cli.command else { panic!("not watch: {:?}", cli.command) };
+        let Some(Command::Watch { run, clear }) = cli.command else {
+            panic!("not watch: {:?}", cli.command)
+        };
         assert!(clear);
         assert_eq!(run.playbook, PathBuf::from("p.rhai"));
         assert_eq!(run.output, Format::Json);

@@ -40,14 +40,20 @@ impl Diagnostic {
                 }
                 leaf => {
                     push(&mut frames, &source, leaf.position());
-                    return Diagnostic { error: leaf_error(leaf, bridge), frames };
+                    return Diagnostic {
+                        error: leaf_error(leaf, bridge),
+                        frames,
+                    };
                 }
             }
         }
     }
 
     pub fn plain(error: Error) -> Self {
-        Diagnostic { error: Arc::new(error), frames: vec![] }
+        Diagnostic {
+            error: Arc::new(error),
+            frames: vec![],
+        }
     }
 
     /// `error[kind]: message`, then a code frame per place.
@@ -55,14 +61,22 @@ impl Diagnostic {
         let mut out = format!("error[{}]: {}", self.error.kind(), self.error);
         for (i, f) in self.frames.iter().enumerate() {
             let arrow = if i == 0 { "-->" } else { ":::" };
-            let note = if i == 0 || self.frames.len() < 2 { "" } else { "  (where it failed, inside the function called above)" };
+            let note = if i == 0 || self.frames.len() < 2 {
+                ""
+            } else {
+                "  (where it failed, inside the function called above)"
+            };
             out.push_str(&format!("\n  {arrow} {}:{}:{}{note}", f.source, f.line, f.column));
             if let Some(text) = sources.get(&f.source)
-                && let Some(line) = text.lines().nth(f.line.saturating_sub(1)) {
-                    let n = f.line.to_string();
-                    let pad = " ".repeat(n.len());
-                    out.push_str(&format!("\n {pad} |\n {n} | {line}\n {pad} | {}^", " ".repeat(f.column.saturating_sub(1))));
-                }
+                && let Some(line) = text.lines().nth(f.line.saturating_sub(1))
+            {
+                let n = f.line.to_string();
+                let pad = " ".repeat(n.len());
+                out.push_str(&format!(
+                    "\n {pad} |\n {n} | {line}\n {pad} | {}^",
+                    " ".repeat(f.column.saturating_sub(1))
+                ));
+            }
         }
         out
     }
@@ -75,7 +89,11 @@ impl Diagnostic {
 
 fn push(frames: &mut Vec<Frame>, source: &str, pos: Position) {
     if let (Some(line), col) = (pos.line(), pos.position()) {
-        let f = Frame { source: source.to_string(), line, column: col.unwrap_or(1) };
+        let f = Frame {
+            source: source.to_string(),
+            line,
+            column: col.unwrap_or(1),
+        };
         if frames.last() != Some(&f) {
             frames.push(f);
         }
@@ -91,11 +109,17 @@ fn leaf_error(leaf: &EvalAltResult, bridge: Option<&Bridge>) -> Arc<Error> {
             let message = value.clone().into_string().unwrap_or_else(|_| value.to_string());
             Arc::new(Error::Thrown { message })
         }
-        EvalAltResult::ErrorTerminated(..) => Arc::new(bridge.map(Bridge::stop_error).unwrap_or(Error::Interrupted { place: String::new() })),
+        EvalAltResult::ErrorTerminated(..) => Arc::new(
+            bridge
+                .map(Bridge::stop_error)
+                .unwrap_or(Error::Interrupted { place: String::new() }),
+        ),
         EvalAltResult::ErrorFunctionNotFound(sig, _) => Arc::new(Error::Script {
             message: format!("unknown function or wrong arguments: {sig} (see `mesh-run doc` for every primitive and its forms)"),
         }),
-        EvalAltResult::ErrorModuleNotFound(m, _) => Arc::new(Error::Script { message: format!("module not found: {m}") }),
+        EvalAltResult::ErrorModuleNotFound(m, _) => Arc::new(Error::Script {
+            message: format!("module not found: {m}"),
+        }),
         other => {
             let mut message = other.to_string();
             // Rhai appends " (line N, position M)"; the frame shows that.
@@ -132,8 +156,22 @@ mod tests {
         let outer = EvalAltResult::ErrorInFunctionCall("f".into(), "stdlib/istio.rhai".into(), Box::new(inner), Position::new(10, 1));
         let d = Diagnostic::from_rhai(&outer, "play.rhai", None);
         assert_eq!(d.frames.len(), 2);
-        assert_eq!(d.frames[0], Frame { source: "play.rhai".into(), line: 10, column: 1 });
-        assert_eq!(d.frames[1], Frame { source: "stdlib/istio.rhai".into(), line: 3, column: 5 });
+        assert_eq!(
+            d.frames[0],
+            Frame {
+                source: "play.rhai".into(),
+                line: 10,
+                column: 1
+            }
+        );
+        assert_eq!(
+            d.frames[1],
+            Frame {
+                source: "stdlib/istio.rhai".into(),
+                line: 3,
+                column: 5
+            }
+        );
         assert_eq!(d.error.kind(), "thrown");
     }
 }

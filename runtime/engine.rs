@@ -42,7 +42,9 @@ pub fn build(session: &Arc<Session>, resolver: Resolver) -> Engine {
     let s = session.clone();
     engine.on_debug(move |text, source, pos| {
         let at = source.map(|src| format!("{src}:{pos}")).unwrap_or_else(|| pos.to_string());
-        s.reporter.emit(Event::Log { message: format!("[debug {at}] {text}") })
+        s.reporter.emit(Event::Log {
+            message: format!("[debug {at}] {text}"),
+        })
     });
     // Script code between primitives also stops on Ctrl-C / rerun.
     let cancel = session.bridge.cancel.clone();

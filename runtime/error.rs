@@ -33,7 +33,13 @@ pub enum Error {
     UnknownKind { cluster: String, message: String },
 
     #[error("invalid YAML in {source_name}, document {document} (line {line}, column {column}): {message}")]
-    Yaml { source_name: String, document: usize, line: usize, column: usize, message: String },
+    Yaml {
+        source_name: String,
+        document: usize,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 
     /// Server-side apply found fields owned by another manager.
     #[error("apply conflict: {object} on {cluster}: fields owned by another manager: {fields}; pass #{{ force: true }} to take them over")]
@@ -41,13 +47,24 @@ pub enum Error {
 
     /// The API server refused a request (validation, admission, unsupported API version).
     #[error("{action} rejected: {object} on {cluster}: {message}")]
-    Rejected { cluster: String, object: String, action: String, message: String },
+    Rejected {
+        cluster: String,
+        object: String,
+        action: String,
+        message: String,
+    },
 
     #[error("{object} not found on {cluster}")]
     NotFound { cluster: String, object: String },
 
     #[error("timed out after {after} waiting for {object} on {cluster} ({waiting_for})\n{explanation}")]
-    Timeout { cluster: String, object: String, after: String, waiting_for: String, explanation: String },
+    Timeout {
+        cluster: String,
+        object: String,
+        after: String,
+        waiting_for: String,
+        explanation: String,
+    },
 
     /// A wait saw a state listed in `fail_if`.
     #[error("{object} on {cluster} reached a failure state: {state}")]
@@ -70,7 +87,9 @@ pub enum Error {
     RemoteSecret { message: String },
 
     /// Kubernetes binaries for the sandbox are not installed.
-    #[error("Kubernetes {version} binaries not found ({missing}): run `{command}` (or point KUBEBUILDER_ASSETS at a folder holding etcd and kube-apiserver)")]
+    #[error(
+        "Kubernetes {version} binaries not found ({missing}): run `{command}` (or point KUBEBUILDER_ASSETS at a folder holding etcd and kube-apiserver)"
+    )]
     AssetsMissing { version: String, missing: String, command: String },
 
     #[error("sandbox: {message}")]
@@ -124,7 +143,10 @@ impl Error {
     }
 
     pub fn io(path: impl Into<PathBuf>, err: impl std::fmt::Display) -> Self {
-        Error::Io { path: path.into(), message: err.to_string() }
+        Error::Io {
+            path: path.into(),
+            message: err.to_string(),
+        }
     }
 }
 
@@ -151,7 +173,11 @@ mod tests {
 
     #[test]
     fn conflict_message_names_the_force_option() {
-        let e = Error::Conflict { cluster: "cp".into(), object: "ConfigMap ns/a".into(), fields: ".data.k".into() };
+        let e = Error::Conflict {
+            cluster: "cp".into(),
+            object: "ConfigMap ns/a".into(),
+            fields: ".data.k".into(),
+        };
         assert!(e.to_string().contains("#{ force: true }"), "{e}");
     }
 }

@@ -105,7 +105,5 @@ fn parse_error(template: &str, error: ParseError) -> Error {
 }
 
 fn eval_error(template: &str, message: String) -> Error {
-    Error::usage(format!(
-        "error executing JSONPath template {template:?}: {message}"
-    ))
+    Error::usage(format!("error executing JSONPath template {template:?}: {message}"))
 }

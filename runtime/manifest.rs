@@ -88,7 +88,8 @@ mod tests {
 
     #[test]
     fn splits_and_skips_empty_documents() {
-        let text = "---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n\n--- # trailing\nkind: Namespace\n";
+        let text =
+            "---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n\n--- # trailing\nkind: Namespace\n";
         let objs = parse(text, "t").unwrap();
         assert_eq!(objs.len(), 2);
         assert_eq!(objs[1]["kind"], "Namespace");
@@ -105,7 +106,12 @@ mod tests {
         let text = "kind: A\n---\nkind: B\nmetadata:\n  name: [unclosed\n";
         let err = parse(text, "x.yaml").unwrap_err();
         match &err {
-            Error::Yaml { document, line, source_name, .. } => {
+            Error::Yaml {
+                document,
+                line,
+                source_name,
+                ..
+            } => {
                 assert_eq!(*document, 2);
                 assert!(*line >= 5, "line {line}");
                 assert_eq!(source_name, "x.yaml");

@@ -35,12 +35,21 @@ pub struct Resolver {
 
 impl Resolver {
     pub fn new(base_dir: &Path, sources: Sources) -> Self {
-        Resolver { base_dir: base_dir.to_path_buf(), sources, files: Default::default(), cache: Default::default() }
+        Resolver {
+            base_dir: base_dir.to_path_buf(),
+            sources,
+            files: Default::default(),
+            cache: Default::default(),
+        }
     }
 
     /// The script text and the name it is known by (a path, or `stdlib/x.rhai` when embedded).
     fn locate(&self, importer: Option<&str>, path: &str) -> Result<(String, String, Option<PathBuf>), String> {
-        let with_ext = if path.ends_with(".rhai") { path.to_string() } else { format!("{path}.rhai") };
+        let with_ext = if path.ends_with(".rhai") {
+            path.to_string()
+        } else {
+            format!("{path}.rhai")
+        };
         if let Some(name) = with_ext.strip_prefix("mesh/") {
             let key = name.trim_end_matches(".rhai");
             return match stdlib::find(&self.base_dir, name, stdlib::MODULES, key) {
@@ -51,7 +60,11 @@ impl Resolver {
                 Some(stdlib::Source::Embedded(text)) => Ok((text.to_string(), format!("stdlib/{name}"), None)),
                 None => Err(format!(
                     "no stdlib module \"{path}\" (available: {})",
-                    stdlib::MODULES.iter().map(|(k, _)| format!("mesh/{k}")).collect::<Vec<_>>().join(", ")
+                    stdlib::MODULES
+                        .iter()
+                        .map(|(k, _)| format!("mesh/{k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             };
         }
@@ -73,8 +86,9 @@ pub fn locate_for_check(base_dir: &Path, importer: Option<&str>, path: &str) -> 
 
 impl ModuleResolver for Resolver {
     fn resolve(&self, engine: &Engine, source: Option<&str>, path: &str, pos: Position) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        let (text, name, file) =
-            self.locate(source, path).map_err(|e| Box::new(EvalAltResult::ErrorModuleNotFound(e, pos)))?;
+        let (text, name, file) = self
+            .locate(source, path)
+            .map_err(|e| Box::new(EvalAltResult::ErrorModuleNotFound(e, pos)))?;
         if let Some(m) = self.cache.lock().expect("cache lock").get(&name) {
             return Ok(m.clone());
         }
@@ -86,7 +100,11 @@ impl ModuleResolver for Resolver {
             }
         }
         let mut ast = engine.compile(&text).map_err(|e| {
-            Box::new(EvalAltResult::ErrorInModule(name.clone(), Box::new(EvalAltResult::ErrorParsing(*e.0, e.1)), pos))
+            Box::new(EvalAltResult::ErrorInModule(
+                name.clone(),
+                Box::new(EvalAltResult::ErrorParsing(*e.0, e.1)),
+                pos,
+            ))
         })?;
         ast.set_source(name.as_str());
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)

@@ -17,17 +17,23 @@ pub fn parse<T: DeserializeOwned + Default>(primitive: &str, map: Option<Map>, v
             valid.join(", ")
         )));
     }
-    rhai::serde::from_dynamic(&Dynamic::from_map(map))
-        .map_err(|e| Error::usage(format!("bad option for {primitive}: {}", e.to_string().replace("ErrorMismatchDataType", "wrong type"))))
+    rhai::serde::from_dynamic(&Dynamic::from_map(map)).map_err(|e| {
+        Error::usage(format!(
+            "bad option for {primitive}: {}",
+            e.to_string().replace("ErrorMismatchDataType", "wrong type")
+        ))
+    })
 }
 
 /// "3m", "90s", "1h30m" or a number of seconds.
 pub fn duration(value: &Option<serde_json::Value>, default: Duration, what: &str) -> Result<Duration> {
     match value {
         None => Ok(default),
-        Some(serde_json::Value::Number(n)) => {
-            n.as_f64().filter(|s| *s >= 0.0).map(Duration::from_secs_f64).ok_or_else(|| Error::usage(format!("{what}: {n} is not a duration")))
-        }
+        Some(serde_json::Value::Number(n)) => n
+            .as_f64()
+            .filter(|s| *s >= 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| Error::usage(format!("{what}: {n} is not a duration"))),
         Some(serde_json::Value::String(s)) => humantime::parse_duration(s)
             .map_err(|e| Error::usage(format!("{what}: \"{s}\" is not a duration ({e}); use e.g. \"90s\", \"3m\""))),
         Some(other) => Err(Error::usage(format!("{what}: {other} is not a duration; use e.g. \"90s\", \"3m\""))),
@@ -39,7 +45,10 @@ pub fn one_or_many(value: &Option<serde_json::Value>) -> Vec<String> {
     match value {
         None => vec![],
         Some(serde_json::Value::String(s)) => vec![s.clone()],
-        Some(serde_json::Value::Array(a)) => a.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect(),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .collect(),
         Some(other) => vec![other.to_string()],
     }
 }

@@ -35,7 +35,12 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
     let reporter = Reporter::new(opts.output);
     let sources = Sources::default();
     let name = opts.playbook.display().to_string();
-    let base_dir = opts.playbook.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let base_dir = opts
+        .playbook
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let session = Arc::new(Session {
         bridge: bridge.clone(),
         clusters: Clusters::new(opts.kubeconfig.clone()),
@@ -53,13 +58,19 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
         let text = std::fs::read_to_string(&opts.playbook)
             .map_err(|e| Diagnostic::plain(Error::usage(format!("cannot read playbook {name}: {e}"))))?;
         sources.insert(&name, &text);
-        let missing: Vec<String> = crate::inputs::required(&text).into_iter().filter(|n| session.input(n).is_none()).collect();
+        let missing: Vec<String> = crate::inputs::required(&text)
+            .into_iter()
+            .filter(|n| session.input(n).is_none())
+            .collect();
         if let Some(first) = missing.first() {
-            return Err(Diagnostic::plain(Error::MissingInput { names: missing.join(", "), first: first.clone() }));
+            return Err(Diagnostic::plain(Error::MissingInput {
+                names: missing.join(", "),
+                first: first.clone(),
+            }));
         }
-        let mut ast = engine.compile(&text).map_err(|e| {
-            Diagnostic::from_rhai(&rhai::EvalAltResult::ErrorParsing(*e.0, e.1), &name, None)
-        })?;
+        let mut ast = engine
+            .compile(&text)
+            .map_err(|e| Diagnostic::from_rhai(&rhai::EvalAltResult::ErrorParsing(*e.0, e.1), &name, None))?;
         ast.set_source(name.as_str());
         engine.run_ast(&ast).map_err(|e| Diagnostic::from_rhai(&e, &name, Some(&bridge)))
     })();
@@ -77,7 +88,12 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
             column: at.map(|f| f.column),
         });
     }
-    session.reporter.emit(Event::Summary { ok: result.is_ok(), steps, changed, duration_ms: elapsed.as_millis() });
+    session.reporter.emit(Event::Summary {
+        ok: result.is_ok(),
+        steps,
+        changed,
+        duration_ms: elapsed.as_millis(),
+    });
     RunOutcome { result, files }
 }
 
@@ -86,19 +102,27 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
 pub fn check(playbook: &Path) -> Result<usize, String> {
     let engine = crate::engine::bare();
     let sources = Sources::default();
-    let base_dir = playbook.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let mut pending = vec![(playbook.display().to_string(), std::fs::read_to_string(playbook).map_err(|e| format!("{}: {e}", playbook.display()))?)];
+    let base_dir = playbook
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut pending = vec![(
+        playbook.display().to_string(),
+        std::fs::read_to_string(playbook).map_err(|e| format!("{}: {e}", playbook.display()))?,
+    )];
     let mut seen = Vec::new();
     while let Some((name, text)) = pending.pop() {
         if seen.contains(&name) {
             continue;
         }
         sources.insert(&name, &text);
-        engine.compile(&text).map_err(|e| {
-            Diagnostic::from_rhai(&rhai::EvalAltResult::ErrorParsing(*e.0, e.1), &name, None).render(&sources)
-        })?;
+        engine
+            .compile(&text)
+            .map_err(|e| Diagnostic::from_rhai(&rhai::EvalAltResult::ErrorParsing(*e.0, e.1), &name, None).render(&sources))?;
         for import in imports(&text) {
-            let module = crate::modules::locate_for_check(&base_dir, Some(&name), &import).map_err(|e| format!("error[script]: {name}: {e}"))?;
+            let module =
+                crate::modules::locate_for_check(&base_dir, Some(&name), &import).map_err(|e| format!("error[script]: {name}: {e}"))?;
             pending.push(module);
         }
         seen.push(name);

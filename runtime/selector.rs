@@ -26,7 +26,11 @@ impl Selector {
             if part.is_empty() {
                 continue;
             }
-            let bad = || Error::usage(format!("invalid label selector \"{text}\" at \"{part}\" (expected key=value, key!=value, key, !key, key in (a,b))"));
+            let bad = || {
+                Error::usage(format!(
+                    "invalid label selector \"{text}\" at \"{part}\" (expected key=value, key!=value, key, !key, key in (a,b))"
+                ))
+            };
             let req = if let Some(k) = part.strip_prefix('!') {
                 Requirement::NotExists(k.trim().to_string())
             } else if let Some((k, v)) = part.split_once("!=") {

@@ -11,7 +11,13 @@ pub struct Sensitive(pub Value);
 impl fmt::Display for Sensitive {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let get = |p: &str| self.0.pointer(p).and_then(Value::as_str).unwrap_or("?");
-        write!(f, "{} {}/{} (contents hidden: they hold credentials)", get("/kind"), get("/metadata/namespace"), get("/metadata/name"))
+        write!(
+            f,
+            "{} {}/{} (contents hidden: they hold credentials)",
+            get("/kind"),
+            get("/metadata/namespace"),
+            get("/metadata/name")
+        )
     }
 }
 
@@ -24,7 +30,9 @@ impl fmt::Debug for Sensitive {
 pub fn register(engine: &mut rhai::Engine) {
     engine
         .register_type_with_name::<Sensitive>("SensitiveManifest")
-        .register_get("name", |s: &mut Sensitive| s.0.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string())
+        .register_get("name", |s: &mut Sensitive| {
+            s.0.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string()
+        })
         .register_get("namespace", |s: &mut Sensitive| {
             s.0.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string()
         })
@@ -44,8 +52,10 @@ mod tests {
 
     #[test]
     fn display_hides_data() {
-        let s = Sensitive(serde_json::json!({"kind": "Secret", "metadata": {"name": "istio-kubeconfig", "namespace": "external-istiod"},
-            "stringData": {"config": "token: SECRET-TOKEN"}}));
+        let s = Sensitive(
+            serde_json::json!({"kind": "Secret", "metadata": {"name": "istio-kubeconfig", "namespace": "external-istiod"},
+            "stringData": {"config": "token: SECRET-TOKEN"}}),
+        );
         let shown = s.to_string();
         assert!(shown.contains("Secret external-istiod/istio-kubeconfig"));
         assert!(!shown.contains("SECRET-TOKEN"));

@@ -29,7 +29,10 @@ pub struct ClusterHandle(pub Arc<ClusterClient>);
 
 impl Session {
     pub fn input(&self, name: &str) -> Option<String> {
-        self.sets.get(name).cloned().or_else(|| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        self.sets
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
 
     /// Reports one finished step.
@@ -45,7 +48,11 @@ impl Session {
     }
 
     pub fn warn(&self, cluster: &str, object: &str, message: impl Into<String>) {
-        self.reporter.emit(Event::Warning { cluster: cluster.into(), object: object.into(), message: message.into() });
+        self.reporter.emit(Event::Warning {
+            cluster: cluster.into(),
+            object: object.into(),
+            message: message.into(),
+        });
     }
 
     pub fn record_file(&self, path: PathBuf) {

@@ -16,10 +16,16 @@ pub const MODULES: &[(&str, &str)] = &[
 ];
 
 pub const MANIFESTS: &[(&str, &str)] = &[
-    ("controlplane-gateway.yaml", include_str!("../stdlib/manifests/controlplane-gateway.yaml")),
+    (
+        "controlplane-gateway.yaml",
+        include_str!("../stdlib/manifests/controlplane-gateway.yaml"),
+    ),
     ("ingress-gateway.yaml", include_str!("../stdlib/manifests/ingress-gateway.yaml")),
     ("helloworld.yaml", include_str!("../stdlib/manifests/helloworld.yaml")),
-    ("helloworld-gateway.yaml", include_str!("../stdlib/manifests/helloworld-gateway.yaml")),
+    (
+        "helloworld-gateway.yaml",
+        include_str!("../stdlib/manifests/helloworld-gateway.yaml"),
+    ),
     ("sleep.yaml", include_str!("../stdlib/manifests/sleep.yaml")),
 ];
 
@@ -64,7 +70,10 @@ mod tests {
         for entry in std::fs::read_dir(root.join("manifests")).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
             if name.ends_with(".yaml") {
-                assert!(MANIFESTS.iter().any(|(k, _)| *k == name), "stdlib/manifests/{name} is not in stdlib::MANIFESTS");
+                assert!(
+                    MANIFESTS.iter().any(|(k, _)| *k == name),
+                    "stdlib/manifests/{name} is not in stdlib::MANIFESTS"
+                );
             }
         }
         for entry in std::fs::read_dir(&root).unwrap() {

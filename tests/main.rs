@@ -1,8 +1,7 @@
-
-mod support;
-mod sandbox;
-mod remote_secret;
-mod watch;
-mod primitives;
-mod playbooks;
 mod cli;
+mod playbooks;
+mod primitives;
+mod remote_secret;
+mod sandbox;
+mod support;
+mod watch;

@@ -58,11 +58,7 @@ impl<'t> Evaluator<'t> {
     }
 
     /// One list of results per segment evaluated, in output order.
-    pub(super) fn find_results<'a>(
-        &mut self,
-        start: usize,
-        data: Item<'a>,
-    ) -> EvalResult<Vec<Vec<Item<'a>>>> {
+    pub(super) fn find_results<'a>(&mut self, start: usize, data: Item<'a>) -> EvalResult<Vec<Vec<Item<'a>>>> {
         let mut full = Vec::new();
         let mut i = start;
         while i < self.segments.len() {
@@ -106,11 +102,7 @@ impl<'t> Evaluator<'t> {
         Ok(full)
     }
 
-    fn eval_list<'a>(
-        &mut self,
-        mut items: Vec<Item<'a>>,
-        nodes: &[Node],
-    ) -> EvalResult<Vec<Item<'a>>> {
+    fn eval_list<'a>(&mut self, mut items: Vec<Item<'a>>, nodes: &[Node]) -> EvalResult<Vec<Item<'a>>> {
         for node in nodes {
             items = self.walk(items, node)?;
         }
@@ -132,11 +124,7 @@ impl<'t> Evaluator<'t> {
                 }
                 results
             }
-            Node::Filter {
-                left,
-                operator,
-                right,
-            } => self.filter(&input, left, operator, right)?,
+            Node::Filter { left, operator, right } => self.filter(&input, left, operator, right)?,
             Node::Wildcard => input.iter().flat_map(children).collect(),
             Node::Recursive => {
                 let mut results = Vec::new();
@@ -165,28 +153,16 @@ impl<'t> Evaluator<'t> {
         })
     }
 
-    fn filter<'a>(
-        &mut self,
-        input: &[Item<'a>],
-        left: &[Node],
-        operator: &str,
-        right: &[Node],
-    ) -> EvalResult<Vec<Item<'a>>> {
+    fn filter<'a>(&mut self, input: &[Item<'a>], left: &[Node], operator: &str, right: &[Node]) -> EvalResult<Vec<Item<'a>>> {
         let mut results = Vec::new();
         for item in input {
             let elements = match (item, &*item.value()) {
                 (Item::NoValue, _) => {
-                    return Err(
-                        "<invalid reflect.Value> is not array or slice and cannot be filtered"
-                            .into(),
-                    );
+                    return Err("<invalid reflect.Value> is not array or slice and cannot be filtered".into());
                 }
                 (_, Value::Array(_)) => children(item),
                 (_, other) => {
-                    return Err(format!(
-                        "{} is not array or slice and cannot be filtered",
-                        go_print(other)
-                    ));
+                    return Err(format!("{} is not array or slice and cannot be filtered", go_print(other)));
                 }
             };
             for element in elements {
@@ -202,8 +178,7 @@ impl<'t> Evaluator<'t> {
                 let Some(left_value) = single(lefts?)? else {
                     continue;
                 };
-                let Some(right_value) = single(self.eval_list(vec![element.clone()], right)?)?
-                else {
+                let Some(right_value) = single(self.eval_list(vec![element.clone()], right)?)? else {
                     continue;
                 };
                 if compare(&left_value, operator, &right_value)? {
@@ -246,10 +221,7 @@ fn children<'a>(item: &Item<'a>) -> Vec<Item<'a>> {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            entries
-                .into_iter()
-                .map(|(_, v)| Item::Borrowed(v))
-                .collect()
+            entries.into_iter().map(|(_, v)| Item::Borrowed(v)).collect()
         }
         Value::Array(items) => items.iter().map(Item::Borrowed).collect(),
         Value::String(s) => string_bytes(s),
@@ -294,22 +266,13 @@ fn slice<'a>(item: &Item<'a>, mut params: [SliceParam; 3]) -> EvalResult<Vec<Ite
         return Ok(Vec::new());
     }
     if start.value >= len || start.value < 0 {
-        return Err(format!(
-            "array index out of bounds: index {}, length {len}",
-            start.value
-        ));
+        return Err(format!("array index out of bounds: index {}, length {len}", start.value));
     }
     if end.value > len || end.value < 0 {
-        return Err(format!(
-            "array index out of bounds: index {}, length {len}",
-            end.value - 1
-        ));
+        return Err(format!("array index out of bounds: index {}, length {len}", end.value - 1));
     }
     if start.value > end.value {
-        return Err(format!(
-            "starting index {} is greater than ending index {}",
-            start.value, end.value
-        ));
+        return Err(format!("starting index {} is greater than ending index {}", start.value, end.value));
     }
     let step = match step.known {
         true if step.value <= 0 => return Err("step must be > 0".into()),

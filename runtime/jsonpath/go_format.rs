@@ -79,16 +79,9 @@ fn shortest_digits(float: f64) -> (bool, String, i32) {
 
 fn exponent_form(digits: &str, exponent: i32, min_exponent_digits: usize) -> String {
     let (first, rest) = digits.split_at(1);
-    let fraction = if rest.is_empty() {
-        String::new()
-    } else {
-        format!(".{rest}")
-    };
+    let fraction = if rest.is_empty() { String::new() } else { format!(".{rest}") };
     let sign = if exponent < 0 { '-' } else { '+' };
-    format!(
-        "{first}{fraction}e{sign}{:0min_exponent_digits$}",
-        exponent.unsigned_abs()
-    )
+    format!("{first}{fraction}e{sign}{:0min_exponent_digits$}", exponent.unsigned_abs())
 }
 
 fn fixed_form(digits: &str, exponent: i32) -> String {
@@ -156,9 +149,7 @@ fn write_json_string(s: &str, out: &mut String) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -190,11 +181,7 @@ mod tests {
             (json!(0.0001), "0.0001", "0.0001"),
             (json!(1000000.0), "1000000", "1000000"),
             (json!(9.3e18), "9.3e+18", "9300000000000000000"),
-            (
-                json!(u64::MAX),
-                "1.8446744073709552e+19",
-                "18446744073709552000",
-            ),
+            (json!(u64::MAX), "1.8446744073709552e+19", "18446744073709552000"),
             (json!(-2.5), "-2.5", "-2.5"),
             (json!(-0.0), "0", "0"),
             (json!(123456.789), "123456.789", "123456.789"),

@@ -44,14 +44,7 @@ pub(super) fn unquote(quoted: &str) -> Option<String> {
             }
             c @ '0'..='7' => {
                 let octal: String = std::iter::once(c).chain(rest.by_ref().take(2)).collect();
-                bytes.push(
-                    u8::try_from(
-                        u32::from_str_radix(&octal, 8)
-                            .ok()
-                            .filter(|_| octal.len() == 3)?,
-                    )
-                    .ok()?,
-                );
+                bytes.push(u8::try_from(u32::from_str_radix(&octal, 8).ok().filter(|_| octal.len() == 3)?).ok()?);
                 continue;
             }
             _ => return None,

@@ -98,10 +98,7 @@ impl Parser {
     }
 
     fn rest_starts_with(&self, prefix: &str) -> bool {
-        prefix
-            .chars()
-            .enumerate()
-            .all(|(i, c)| self.input.get(self.pos + i) == Some(&c))
+        prefix.chars().enumerate().all(|(i, c)| self.input.get(self.pos + i) == Some(&c))
     }
 
     fn consume_text(&mut self) -> String {
@@ -155,10 +152,7 @@ impl Parser {
             }
             if self.rest_starts_with("..") {
                 if nodes.last() == Some(&Node::Recursive) {
-                    return Err(self.error(
-                        "invalid multiple recursive descent",
-                        "a field name after `..`",
-                    ));
+                    return Err(self.error("invalid multiple recursive descent", "a field name after `..`"));
                 }
                 self.pos += 2;
                 self.consume_text();
@@ -180,9 +174,7 @@ impl Parser {
                     self.consume_text();
                     nodes.push(self.parse_field());
                 }
-                Some(c) if c == '+' || c == '-' || c.is_ascii_digit() => {
-                    nodes.push(self.parse_number()?)
-                }
+                Some(c) if c == '+' || c == '-' || c.is_ascii_digit() => nodes.push(self.parse_number()?),
                 Some(c) if is_alphanumeric(c) => {
                     let word = self.scan_to_terminator();
                     nodes.push(match word.as_str() {
@@ -193,16 +185,9 @@ impl Parser {
                 }
                 Some(c) => {
                     // Go's `%#U` shows the character itself only when it is printable.
-                    let shown = if c.is_control() {
-                        String::new()
-                    } else {
-                        format!(" '{c}'")
-                    };
+                    let shown = if c.is_control() { String::new() } else { format!(" '{c}'") };
                     return Err(ParseError {
-                        message: format!(
-                            "unrecognized character in action: U+{:04X}{shown}",
-                            c as u32
-                        ),
+                        message: format!("unrecognized character in action: U+{:04X}{shown}", c as u32),
                         expected: "`.field`, `[...]`, `..`, a quoted string, a number, `range`, `end` or `}`",
                         at,
                     });
@@ -287,12 +272,7 @@ impl Parser {
             at,
         };
         let parts: Vec<&str> = inner.split(':').collect();
-        let is_int_like = |p: &&str| {
-            p.strip_prefix('-')
-                .unwrap_or(p)
-                .chars()
-                .all(|c| c.is_ascii_digit())
-        };
+        let is_int_like = |p: &&str| p.strip_prefix('-').unwrap_or(p).chars().all(|c| c.is_ascii_digit());
         if parts.len() > 3 || !parts.iter().all(is_int_like) {
             return Err(invalid(format!("invalid array index {inner}")));
         }
@@ -301,9 +281,7 @@ impl Parser {
             match parts.get(i) {
                 Some(&"") => {}
                 Some(part) => {
-                    let value = part
-                        .parse()
-                        .map_err(|_| invalid(format!("array index {part} is not a number")))?;
+                    let value = part.parse().map_err(|_| invalid(format!("array index {part} is not a number")))?;
                     params[i] = SliceParam {
                         value,
                         known: true,
@@ -374,12 +352,9 @@ impl Parser {
             }
         }
         let text = self.consume_text();
-        unquote(&text).map(Node::Text).ok_or_else(|| {
-            self.error(
-                format!("unquote string {text} error invalid syntax"),
-                "a valid escape sequence",
-            )
-        })
+        unquote(&text)
+            .map(Node::Text)
+            .ok_or_else(|| self.error(format!("unquote string {text} error invalid syntax"), "a valid escape sequence"))
     }
 }
 
@@ -395,18 +370,11 @@ fn split_comparison(text: &str) -> Option<(&str, &str, &str)> {
     } else {
         op_len
     };
-    Some((
-        &text[..op_start],
-        &text[op_start..op_start + op_len],
-        &text[op_start + op_len..],
-    ))
+    Some((&text[..op_start], &text[op_start..op_start + op_len], &text[op_start + op_len..]))
 }
 
 fn is_terminator(c: char) -> bool {
-    matches!(
-        c,
-        ' ' | '\t' | '\r' | '\n' | '.' | ',' | '[' | ']' | '$' | '@' | '{' | '}'
-    )
+    matches!(c, ' ' | '\t' | '\r' | '\n' | '.' | ',' | '[' | ']' | '$' | '@' | '{' | '}')
 }
 
 fn is_alphanumeric(c: char) -> bool {

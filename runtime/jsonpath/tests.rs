@@ -19,11 +19,7 @@ const VALUES: &str = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name"
 /// on Go's random map order (`.*` on a map, `..` across several keys) are left out.
 const CASES: &[(&str, &str, Option<&str>)] = &[
     (SERVICE, "{.metadata.name}", Some("istio-ingressgateway")),
-    (
-        SERVICE,
-        "{.spec.ports[*].name}",
-        Some("status-port http2 https"),
-    ),
+    (SERVICE, "{.spec.ports[*].name}", Some("status-port http2 https")),
     (SERVICE, "{.spec.ports[*].port}", Some("15021 80 443")),
     (
         SERVICE,
@@ -32,91 +28,39 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
     ),
     (SERVICE, "{.spec.ports[-1].name}", Some("https")),
     (SERVICE, "{.spec.ports[1:3].name}", Some("http2 https")),
-    (
-        SERVICE,
-        "{.spec.ports[::2].name}",
-        Some("status-port https"),
-    ),
+    (SERVICE, "{.spec.ports[::2].name}", Some("status-port https")),
     (SERVICE, "{.spec.ports[1:1]}", Some("")),
-    (
-        SERVICE,
-        "{.spec.ports[0,2].name}",
-        Some("status-port https"),
-    ),
-    (
-        SERVICE,
-        r#"{.spec.ports[?(@.name=="http2")].port}"#,
-        Some("80"),
-    ),
-    (
-        SERVICE,
-        "{.spec.ports[?(@.name=='https')].targetPort}",
-        Some("8443"),
-    ),
-    (
-        SERVICE,
-        "{.spec.ports[?(@.port>100)].name}",
-        Some("status-port https"),
-    ),
-    (
-        SERVICE,
-        "{.spec.ports[?(@.port <= 80)].name}",
-        Some("http2"),
-    ),
-    (
-        SERVICE,
-        r#"{.spec.ports[?(@.name!="http2")].name}"#,
-        Some("status-port https"),
-    ),
+    (SERVICE, "{.spec.ports[0,2].name}", Some("status-port https")),
+    (SERVICE, r#"{.spec.ports[?(@.name=="http2")].port}"#, Some("80")),
+    (SERVICE, "{.spec.ports[?(@.name=='https')].targetPort}", Some("8443")),
+    (SERVICE, "{.spec.ports[?(@.port>100)].name}", Some("status-port https")),
+    (SERVICE, "{.spec.ports[?(@.port <= 80)].name}", Some("http2")),
+    (SERVICE, r#"{.spec.ports[?(@.name!="http2")].name}"#, Some("status-port https")),
     (SERVICE, "{.spec.ports[?(@.nodePort)].name}", Some("http2")),
     (
         SERVICE,
         "{.spec.ports[?(@.port==80)]}",
         Some(r#"{"name":"http2","nodePort":31380,"port":80,"protocol":"TCP","targetPort":8080}"#),
     ),
-    (
-        SERVICE,
-        "{.spec.ports[?(@.port==80)]['name','nodePort']}",
-        Some("http2 31380"),
-    ),
+    (SERVICE, "{.spec.ports[?(@.port==80)]['name','nodePort']}", Some("http2 31380")),
     (
         SERVICE,
         r#"{range .spec.ports[*]}{.name}{"\t"}{.port}{"\n"}{end}"#,
         Some("status-port\t15021\nhttp2\t80\nhttps\t443\n"),
     ),
-    (
-        SERVICE,
-        "{range .spec.ports[*]}{.name}{' '}",
-        Some("status-port http2 https  "),
-    ),
+    (SERVICE, "{range .spec.ports[*]}{.name}{' '}", Some("status-port http2 https  ")),
     (
         SERVICE,
         "{.metadata.labels}",
         Some(r#"{"app":"istio-ingressgateway","istio":"ingressgateway"}"#),
     ),
     (SERVICE, "{.metadata.annotations.note}", Some("a<b>&c")),
-    (
-        SERVICE,
-        "{.metadata.annotations}",
-        Some(r#"{"note":"a\u003cb\u003e\u0026c"}"#),
-    ),
+    (SERVICE, "{.metadata.annotations}", Some(r#"{"note":"a\u003cb\u003e\u0026c"}"#)),
     (SERVICE, "{..ip}", Some("172.18.255.200")),
-    (
-        SERVICE,
-        "{.status.loadBalancer.ingress[0].ip}",
-        Some("172.18.255.200"),
-    ),
-    (
-        SERVICE,
-        "{.kind}/{.metadata.name}",
-        Some("Service/istio-ingressgateway"),
-    ),
+    (SERVICE, "{.status.loadBalancer.ingress[0].ip}", Some("172.18.255.200")),
+    (SERVICE, "{.kind}/{.metadata.name}", Some("Service/istio-ingressgateway")),
     (SERVICE, "{.nope}", Some("")),
-    (
-        SERVICE,
-        "{.kind}{.nope.deeper}{.kind}",
-        Some("ServiceService"),
-    ),
+    (SERVICE, "{.kind}{.nope.deeper}{.kind}", Some("ServiceService")),
     (SERVICE, "{@.kind} {$.kind}", Some("Service Service")),
     (
         SERVICE,
@@ -140,21 +84,9 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
         r#"{.spec.ports[?(@.name=="http2")].port}:{.spec.ports[?(@.name=="https")].port}"#,
         Some("80:443"),
     ),
-    (
-        SECRET,
-        r#"{.metadata.annotations.networking\.istio\.io/cluster}"#,
-        Some("cluster2"),
-    ),
-    (
-        SECRET,
-        "{.metadata.annotations['networking.istio.io/cluster']}",
-        Some(""),
-    ),
-    (
-        SECRET,
-        "{.metadata.labels.istio/multiCluster}",
-        Some("true"),
-    ),
+    (SECRET, r#"{.metadata.annotations.networking\.istio\.io/cluster}"#, Some("cluster2")),
+    (SECRET, "{.metadata.annotations['networking.istio.io/cluster']}", Some("")),
+    (SECRET, "{.metadata.labels.istio/multiCluster}", Some("true")),
     (SECRET, r#"{.data.ca\.crt}"#, Some("LS0tLS1CRUdJTg==")),
     (SECRET, "{.data.cluster2}", Some("YXBpVmVyc2lvbjogdjEK")),
     (
@@ -167,11 +99,7 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
         r#"{.metadata.annotations.kubernetes\.io/description}"#,
         Some("remote secret"),
     ),
-    (
-        ISTIO,
-        r#"{.status.conditions[?(@.type=="Ready")].status}"#,
-        Some("True"),
-    ),
+    (ISTIO, r#"{.status.conditions[?(@.type=="Ready")].status}"#, Some("True")),
     (
         ISTIO,
         r#"{range .status.conditions[*]}{.type}={.status}{"\n"}{end}"#,
@@ -189,37 +117,17 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
             r#"{"message":"revision default is \u003cnot\u003e ready \u0026 waiting","reason":"RevisionNotReady","status":"False","type":"RevisionsReady"}"#,
         ),
     ),
-    (
-        ISTIO,
-        "{.status.revisions.ready}/{.status.revisions.total}",
-        Some("1/1"),
-    ),
-    (
-        ISTIO,
-        "{.status.observedGeneration} {.metadata.generation}",
-        Some("3 3"),
-    ),
-    (
-        ISTIO,
-        "{.status.conditions[?(@.reason)].type}",
-        Some("RevisionsReady"),
-    ),
-    (
-        ISTIO,
-        "{.spec.values.global.multiCluster.clusterName}",
-        Some("cluster1"),
-    ),
+    (ISTIO, "{.status.revisions.ready}/{.status.revisions.total}", Some("1/1")),
+    (ISTIO, "{.status.observedGeneration} {.metadata.generation}", Some("3 3")),
+    (ISTIO, "{.status.conditions[?(@.reason)].type}", Some("RevisionsReady")),
+    (ISTIO, "{.spec.values.global.multiCluster.clusterName}", Some("cluster1")),
     (
         ISTIO,
         "{.spec.values.pilot.resources}",
         Some(r#"{"requests":{"cpu":"500m","memory":"2Gi"}}"#),
     ),
     (ISTIO, "{..clusterName}", Some("cluster1")),
-    (
-        ISTIO,
-        "{.status.conditions[*].type}",
-        Some("Reconciled Ready RevisionsReady"),
-    ),
+    (ISTIO, "{.status.conditions[*].type}", Some("Reconciled Ready RevisionsReady")),
     (
         ISTIO,
         "{range .status.conditions[*]}[{range .status.conditions[*]}{.type}{end}]{end}",
@@ -240,11 +148,7 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
         r#"{.status.conditions[?(@.lastTransitionTime>="2025-06-01T10:00:05Z")].type}"#,
         Some("Ready"),
     ),
-    (
-        ISTIO,
-        "{.status.conditions[-2:].type}",
-        Some("Ready RevisionsReady"),
-    ),
+    (ISTIO, "{.status.conditions[-2:].type}", Some("Ready RevisionsReady")),
     (
         VALUES,
         "{.status.ratio} {.status.big} {.status.small} {.status.million} {.status.neg}",
@@ -255,21 +159,9 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
         "{.status.flag} {.status.nothing} [{.status.empty}] {.status.emptyList} {.status.emptyMap}",
         Some("true null [] [] {}"),
     ),
-    (
-        VALUES,
-        "{.status.nested} {.status.nested[*][0]}",
-        Some("[[1,2],[3]] 1 3"),
-    ),
-    (
-        VALUES,
-        "{.status.mixed}",
-        Some(r#"[1,"two",true,null,{"a":1}]"#),
-    ),
-    (
-        VALUES,
-        "{.status.mixed[*]}",
-        Some(r#"1 two true null {"a":1}"#),
-    ),
+    (VALUES, "{.status.nested} {.status.nested[*][0]}", Some("[[1,2],[3]] 1 3")),
+    (VALUES, "{.status.mixed}", Some(r#"[1,"two",true,null,{"a":1}]"#)),
+    (VALUES, "{.status.mixed[*]}", Some(r#"1 two true null {"a":1}"#)),
     (VALUES, "{.status.mixed[?(@.a==1)]}", Some(r#"{"a":1}"#)),
     (VALUES, "{.status.text}", Some("tab\there \u{2028} \u{1} é")),
     (
@@ -280,11 +172,7 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
         ),
     ),
     (VALUES, "{.metadata.name.*}", Some("118 97 108 117 101 115")),
-    (
-        VALUES,
-        r#"{true} {1} {1.5} {"a"} {-3}"#,
-        Some("true 1 1.5 a -3"),
-    ),
+    (VALUES, r#"{true} {1} {1.5} {"a"} {-3}"#, Some("true 1 1.5 a -3")),
     (VALUES, "{'it''s'}", Some("s")),
     (VALUES, "{.status.nothing.x}{.status.ratio.x}", Some("")),
     (
@@ -294,11 +182,7 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
             r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"values"},"status":{"big":1e+21,"empty":"","emptyList":[],"emptyMap":{},"flag":true,"million":1000000,"mixed":[1,"two",true,null,{"a":1}],"neg":-2.5,"nested":[[1,2],[3]],"nothing":null,"ratio":0.25,"small":1e-7,"text":"tab\there \u2028 \u0001 é"}}"#,
         ),
     ),
-    (
-        VALUES,
-        "{range .status.emptyList[*]}{.x}{end}done",
-        Some("done"),
-    ),
+    (VALUES, "{range .status.emptyList[*]}{.x}{end}done", Some("done")),
     (VALUES, r#"{"\u00e9\x41\101"}"#, Some("éAA")),
     (VALUES, "{.status.nested..*}", None),
     (VALUES, "{.a", None),
@@ -314,11 +198,7 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
     (VALUES, r#"{.status.mixed[?(@.a=="1")]}"#, None),
     (VALUES, "{.status.mixed[?(@.a}", None),
     (VALUES, r#"{"unterminated}"#, None),
-    (
-        SERVICE,
-        "{.spec.ports[?(@.port==@.targetPort)].name}",
-        Some("status-port"),
-    ),
+    (SERVICE, "{.spec.ports[?(@.port==@.targetPort)].name}", Some("status-port")),
     (SERVICE, r#"{.spec.ports[?(@.name=="a)b")].name}"#, Some("")),
     (SERVICE, r#"{.spec.ports[?(@.port=="80")].name}"#, None),
     (SERVICE, "{.spec.ports[?(@.name==)].name}", None),
@@ -333,11 +213,7 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
         "{range .spec.ports[0:2]}[{.name}]{end}{.kind}",
         Some("[status-port][http2]Service"),
     ),
-    (
-        SERVICE,
-        "{range .spec.ports[*]}{range .spec.ports[*]}x{end}y{end}",
-        Some("yyy"),
-    ),
+    (SERVICE, "{range .spec.ports[*]}{range .spec.ports[*]}x{end}y{end}", Some("yyy")),
     (SERVICE, "{...kind} {.metadata.} {.}", Some("Service  ")),
     (SERVICE, "{....kind}", None),
     (
@@ -346,11 +222,7 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
         Some("x x  1 1 1"),
     ),
     (SERVICE, r#"{.kind\t}"#, Some("")),
-    (
-        SERVICE,
-        "{.spec.ports[0]['name','nope']}",
-        Some("status-port"),
-    ),
+    (SERVICE, "{.spec.ports[0]['name','nope']}", Some("status-port")),
     (
         VALUES,
         "{range .status.mixed[*]}<{@}>{end}",
@@ -375,15 +247,8 @@ fn renders_what_kubectl_prints() {
     for (json, template, expected) in CASES {
         let got = render(template, &object(json));
         match expected {
-            Some(expected) => assert_eq!(
-                got.as_ref().ok(),
-                Some(&expected.to_string()),
-                "template {template}: {got:?}"
-            ),
-            None => assert!(
-                got.is_err(),
-                "template {template} should fail, rendered {got:?}"
-            ),
+            Some(expected) => assert_eq!(got.as_ref().ok(), Some(&expected.to_string()), "template {template}: {got:?}"),
+            None => assert!(got.is_err(), "template {template} should fail, rendered {got:?}"),
         }
     }
 }
@@ -405,17 +270,8 @@ fn wildcards_and_recursive_descent_visit_map_keys_in_sorted_order() {
 #[test]
 fn evaluate_relaxes_the_expression_like_kubectl_wait() {
     let istio = object(ISTIO);
-    for expression in [
-        "{.status.state}",
-        ".status.state",
-        "status.state",
-        "{status.state}",
-    ] {
-        assert_eq!(
-            evaluate(expression, &istio).unwrap(),
-            vec![json!("Healthy")],
-            "{expression}"
-        );
+    for expression in ["{.status.state}", ".status.state", "status.state", "{status.state}"] {
+        assert_eq!(evaluate(expression, &istio).unwrap(), vec![json!("Healthy")], "{expression}");
     }
     let ready = r#"{.status.conditions[?(@.type=="Ready")].status}"#;
     assert_eq!(evaluate(ready, &istio).unwrap(), vec![json!("True")]);
@@ -427,10 +283,7 @@ fn evaluate_relaxes_the_expression_like_kubectl_wait() {
         evaluate("{.status.conditions[*].status}", &istio).unwrap(),
         vec![json!("True"), json!("True"), json!("False")]
     );
-    assert_eq!(
-        evaluate("{.status.missing}", &istio).unwrap(),
-        Vec::<Value>::new()
-    );
+    assert_eq!(evaluate("{.status.missing}", &istio).unwrap(), Vec::<Value>::new());
     for rejected in ["", "{}", "{.a}{.b}", "{range .items[*]}{.x}{end}"] {
         let error = evaluate(rejected, &istio).unwrap_err();
         assert_eq!(error.kind(), "usage", "{rejected}: {error}");
@@ -452,17 +305,11 @@ fn parse_errors_name_the_position_and_what_was_expected() {
     );
     let error = render("{.a,b}", &service).unwrap_err().to_string();
     assert!(
-        error.contains("unrecognized character in action: U+002C ','")
-            && error.contains("column 4"),
+        error.contains("unrecognized character in action: U+002C ','") && error.contains("column 4"),
         "{error}"
     );
-    let error = render("{.spec.ports[x]}", &service)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains("invalid array index x") && error.contains("column 13"),
-        "{error}"
-    );
+    let error = render("{.spec.ports[x]}", &service).unwrap_err().to_string();
+    assert!(error.contains("invalid array index x") && error.contains("column 13"), "{error}");
     assert_eq!(render("", &service).unwrap_err().kind(), "usage");
 }
 
@@ -471,9 +318,7 @@ fn execution_errors_are_usage_errors_naming_the_cause() {
     let error = render("{.spec.ports[5]}", &object(SERVICE)).unwrap_err();
     assert_eq!(error.kind(), "usage");
     assert!(
-        error
-            .to_string()
-            .contains("array index out of bounds: index 5, length 3"),
+        error.to_string().contains("array index out of bounds: index 5, length 3"),
         "{error}"
     );
 }
@@ -485,22 +330,14 @@ fn find_kubectl() -> Option<PathBuf> {
         return Some(PathBuf::from(path));
     }
     let home = PathBuf::from(std::env::var_os("HOME")?);
-    let cached = std::fs::read_dir(home.join(".cache/mesh-run/kube"))
-        .into_iter()
-        .flatten()
-        .flatten();
-    let mut candidates: Vec<PathBuf> = cached
-        .map(|dir| dir.path().join("bin/kubectl"))
-        .filter(|p| p.is_file())
-        .collect();
+    let cached = std::fs::read_dir(home.join(".cache/mesh-run/kube")).into_iter().flatten().flatten();
+    let mut candidates: Vec<PathBuf> = cached.map(|dir| dir.path().join("bin/kubectl")).filter(|p| p.is_file()).collect();
     candidates.sort();
     if let Some(newest) = candidates.pop() {
         return Some(newest);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("kubectl"))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|dir| dir.join("kubectl")).find(|p| p.is_file())
 }
 
 /// What kubectl prints for `template` on the object in `file`, or `None` if it fails.
@@ -554,19 +391,14 @@ fn matches_a_real_kubectl() {
                         let theirs = kubectl_render(kubectl, &file_of(json), template);
                         let ours = render(template, &object(json)).ok();
                         if theirs != ours {
-                            mismatches.push(format!(
-                                "{template}\n  kubectl: {theirs:?}\n  ours:    {ours:?}"
-                            ));
+                            mismatches.push(format!("{template}\n  kubectl: {theirs:?}\n  ours:    {ours:?}"));
                         }
                     }
                     mismatches
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("worker panicked"))
-            .collect()
+        workers.into_iter().flat_map(|w| w.join().expect("worker panicked")).collect()
     });
     assert!(
         mismatches.is_empty(),

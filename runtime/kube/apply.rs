@@ -66,9 +66,15 @@ pub async fn apply(
     opts: &ApplyOptions,
     report: &(dyn Fn(&Applied) + Sync),
 ) -> Result<Vec<Applied>> {
-    let objects: Vec<Value> = objects.into_iter().filter(|o| opts.selector.as_ref().is_none_or(|s| s.matches(o))).collect();
+    let objects: Vec<Value> = objects
+        .into_iter()
+        .filter(|o| opts.selector.as_ref().is_none_or(|s| s.matches(o)))
+        .collect();
     let (first, rest): (Vec<Value>, Vec<Value>) = objects.into_iter().partition(|o| {
-        matches!(o.get("kind").and_then(Value::as_str), Some("Namespace" | "CustomResourceDefinition"))
+        matches!(
+            o.get("kind").and_then(Value::as_str),
+            Some("Namespace" | "CustomResourceDefinition")
+        )
     });
     let mut applied = Vec::new();
     let mut new_crds = false;
@@ -114,11 +120,12 @@ async fn apply_one(cluster: &ClusterClient, mut object: Value, opts: &ApplyOptio
     let namespace = if info.namespaced {
         let own = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
         if let (Some(own), Some(flag)) = (&own, &opts.namespace)
-            && own != flag {
-                return Err(Error::usage(format!(
-                    "{kind} {name} declares namespace \"{own}\" but the apply option says namespace \"{flag}\"; remove one of them"
-                )));
-            }
+            && own != flag
+        {
+            return Err(Error::usage(format!(
+                "{kind} {name} declares namespace \"{own}\" but the apply option says namespace \"{flag}\"; remove one of them"
+            )));
+        }
         let ns = own.or_else(|| opts.namespace.clone()).unwrap_or_else(|| "default".to_string());
         object["metadata"]["namespace"] = Value::String(ns.clone());
         Some(ns)
@@ -134,12 +141,27 @@ async fn apply_one(cluster: &ClusterClient, mut object: Value, opts: &ApplyOptio
         path.push_str("&dryRun=All");
     }
     let body = serde_json::to_vec(&object).map_err(|e| Error::usage(e.to_string()))?;
-    let res = cluster.call(Method::PATCH, &path, Some("application/apply-patch+yaml"), body).await?;
-    if opts.dry_run && res.status == StatusCode::NOT_FOUND && res.body.pointer("/details/kind").and_then(Value::as_str) == Some("namespaces") {
+    let res = cluster
+        .call(Method::PATCH, &path, Some("application/apply-patch+yaml"), body)
+        .await?;
+    if opts.dry_run
+        && res.status == StatusCode::NOT_FOUND
+        && res.body.pointer("/details/kind").and_then(Value::as_str) == Some("namespaces")
+    {
         // A dry run cannot create the namespace first, so the server cannot
         // try this object; say so instead of failing the whole dry run.
-        let note = format!("namespace {} would be created first; the server could not dry-run this object", namespace.as_deref().unwrap_or("?"));
-        return Ok(Applied { object: target, outcome: Outcome::Created, dropped: vec![], diff: Some(note), duration: started.elapsed(), result: object });
+        let note = format!(
+            "namespace {} would be created first; the server could not dry-run this object",
+            namespace.as_deref().unwrap_or("?")
+        );
+        return Ok(Applied {
+            object: target,
+            outcome: Outcome::Created,
+            dropped: vec![],
+            diff: Some(note),
+            duration: started.elapsed(),
+            result: object,
+        });
     }
     if !res.status.is_success() {
         return Err(cluster.api_error(&res, &target.to_string(), "apply"));
@@ -147,24 +169,40 @@ async fn apply_one(cluster: &ClusterClient, mut object: Value, opts: &ApplyOptio
     let outcome = match (&live, res.status) {
         (None, _) | (_, StatusCode::CREATED) => Outcome::Created,
         (Some(live), _) if opts.dry_run => {
-            if strip_volatile(live) == strip_volatile(&res.body) { Outcome::Unchanged } else { Outcome::Configured }
+            if strip_volatile(live) == strip_volatile(&res.body) {
+                Outcome::Unchanged
+            } else {
+                Outcome::Configured
+            }
         }
-        (Some(live), _) if live.pointer("/metadata/resourceVersion") == res.body.pointer("/metadata/resourceVersion") => {
-            Outcome::Unchanged
-        }
+        (Some(live), _) if live.pointer("/metadata/resourceVersion") == res.body.pointer("/metadata/resourceVersion") => Outcome::Unchanged,
         _ => Outcome::Configured,
     };
     let diff = opts.dry_run.then(|| diff::render(live.as_ref(), &res.body, &kind)).flatten();
     let dropped = dropped_fields(&object, &res.body, &kind);
-    Ok(Applied { object: target, outcome, dropped, diff, duration: started.elapsed(), result: res.body })
+    Ok(Applied {
+        object: target,
+        outcome,
+        dropped,
+        diff,
+        duration: started.elapsed(),
+        result: res.body,
+    })
 }
 
 fn field(object: &Value, pointer: &str) -> Result<String> {
     match object.pointer(pointer).and_then(Value::as_str) {
         Some(s) if !s.is_empty() => Ok(s.to_string()),
         _ => {
-            let what = object.pointer("/metadata/name").and_then(Value::as_str).map(|n| format!(" (object \"{n}\")")).unwrap_or_default();
-            Err(Error::usage(format!("manifest object{what} has no {}", pointer.trim_start_matches('/').replace('/', "."))))
+            let what = object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(|n| format!(" (object \"{n}\")"))
+                .unwrap_or_default();
+            Err(Error::usage(format!(
+                "manifest object{what} has no {}",
+                pointer.trim_start_matches('/').replace('/', ".")
+            )))
         }
     }
 }
@@ -231,7 +269,9 @@ pub mod compat {
             _ => &[],
         };
         for pointer in pointers {
-            let Some(Value::Array(items)) = object.pointer_mut(pointer) else { continue };
+            let Some(Value::Array(items)) = object.pointer_mut(pointer) else {
+                continue;
+            };
             if kind == "Service" {
                 items.iter_mut().for_each(fill);
             } else {
@@ -311,7 +351,8 @@ mod tests {
         compat::fill_port_protocols(&mut svc);
         assert_eq!(svc["spec"]["ports"][0]["protocol"], "TCP");
         assert_eq!(svc["spec"]["ports"][1]["protocol"], "UDP");
-        let mut deploy = json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"ports": [{"containerPort": 5000}]}]}}}});
+        let mut deploy =
+            json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"ports": [{"containerPort": 5000}]}]}}}});
         compat::fill_port_protocols(&mut deploy);
         assert_eq!(deploy.pointer("/spec/template/spec/containers/0/ports/0/protocol").unwrap(), "TCP");
     }

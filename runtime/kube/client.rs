@@ -38,21 +38,35 @@ impl ClusterClient {
             path: format!("context {name}"),
             message: e.to_string(),
         })?;
-        Ok(ClusterClient { name: name.to_string(), url, client, discovery: RwLock::new(None) })
+        Ok(ClusterClient {
+            name: name.to_string(),
+            url,
+            client,
+            discovery: RwLock::new(None),
+        })
     }
 
     pub fn unreachable(&self, err: impl std::fmt::Display) -> Error {
-        Error::Unreachable { cluster: self.name.clone(), url: self.url.clone(), message: err.to_string() }
+        Error::Unreachable {
+            cluster: self.name.clone(),
+            url: self.url.clone(),
+            message: err.to_string(),
+        }
     }
 
     /// Sends one request; transport failures become `Unreachable`, HTTP
     /// failures are returned as a `Response` for the caller to interpret.
     pub async fn call(&self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Result<Response> {
-        let mut req = Request::builder().method(method).uri(path).header(http::header::ACCEPT, "application/json");
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::ACCEPT, "application/json");
         if let Some(ct) = content_type {
             req = req.header(http::header::CONTENT_TYPE, ct);
         }
-        let req = req.body(kube::client::Body::from(body)).map_err(|e| Error::usage(format!("bad request path {path}: {e}")))?;
+        let req = req
+            .body(kube::client::Body::from(body))
+            .map_err(|e| Error::usage(format!("bad request path {path}: {e}")))?;
         let res = self.client.send(req).await.map_err(|e| self.unreachable(transport_reason(&e)))?;
         let status = res.status();
         let bytes = res.into_body().collect_bytes().await.map_err(|e| self.unreachable(e))?;
@@ -76,14 +90,30 @@ impl ClusterClient {
 
     /// Turns a failed response into the error a user can act on.
     pub fn api_error(&self, res: &Response, object: &str, action: &str) -> Error {
-        let message = res.body.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| {
-            format!("HTTP {}: {}", res.status.as_u16(), res.body.to_string().chars().take(300).collect::<String>())
-        });
+        let message = res
+            .body
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                format!(
+                    "HTTP {}: {}",
+                    res.status.as_u16(),
+                    res.body.to_string().chars().take(300).collect::<String>()
+                )
+            });
         match res.status {
             StatusCode::CONFLICT if res.body.get("reason").and_then(Value::as_str) == Some("Conflict") && action == "apply" => {
-                Error::Conflict { cluster: self.name.clone(), object: object.to_string(), fields: conflict_fields(&res.body, &message) }
+                Error::Conflict {
+                    cluster: self.name.clone(),
+                    object: object.to_string(),
+                    fields: conflict_fields(&res.body, &message),
+                }
             }
-            StatusCode::NOT_FOUND => Error::NotFound { cluster: self.name.clone(), object: object.to_string() },
+            StatusCode::NOT_FOUND => Error::NotFound {
+                cluster: self.name.clone(),
+                object: object.to_string(),
+            },
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Api {
                 cluster: self.name.clone(),
                 object: object.to_string(),
@@ -95,7 +125,12 @@ impl ClusterClient {
                 } else {
                     message
                 };
-                Error::Rejected { cluster: self.name.clone(), object: object.to_string(), action: action.to_string(), message }
+                Error::Rejected {
+                    cluster: self.name.clone(),
+                    object: object.to_string(),
+                    action: action.to_string(),
+                    message,
+                }
             }
         }
     }
@@ -103,15 +138,13 @@ impl ClusterClient {
     /// Discovery, fetched once per run and refreshed when a kind is missing
     /// (a CRD may have been installed since).
     pub async fn discovery(&self, refresh: bool) -> Result<Arc<Discovery>> {
-        if !refresh
-            && let Some(d) = self.discovery.read().await.as_ref() {
-                return Ok(d.clone());
-            }
+        if !refresh && let Some(d) = self.discovery.read().await.as_ref() {
+            return Ok(d.clone());
+        }
         let mut slot = self.discovery.write().await;
-        if !refresh
-            && let Some(d) = slot.as_ref() {
-                return Ok(d.clone());
-            }
+        if !refresh && let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
         let d = Arc::new(Discovery::fetch(self).await?);
         *slot = Some(d.clone());
         Ok(d)
@@ -144,7 +177,10 @@ impl ClusterClient {
         if let Some(r) = d.find_kind(api_version, kind) {
             return Ok(r.clone());
         }
-        Err(Error::UnknownKind { cluster: self.name.clone(), message: d.explain_missing(api_version, kind) })
+        Err(Error::UnknownKind {
+            cluster: self.name.clone(),
+            message: d.explain_missing(api_version, kind),
+        })
     }
 }
 
@@ -164,7 +200,11 @@ fn conflict_fields(body: &Value, message: &str) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    if fields.is_empty() { message.to_string() } else { fields.join(", ") }
+    if fields.is_empty() {
+        message.to_string()
+    } else {
+        fields.join(", ")
+    }
 }
 
 /// The root cause of a transport error, without kube's wrapping.

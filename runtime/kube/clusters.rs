@@ -18,7 +18,11 @@ pub struct Clusters {
 
 impl Clusters {
     pub fn new(path: PathBuf) -> Self {
-        Clusters { path, kubeconfig: Mutex::new(None), clients: Mutex::new(HashMap::new()) }
+        Clusters {
+            path,
+            kubeconfig: Mutex::new(None),
+            clients: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `--kubeconfig`, else `KUBECONFIG` (first entry), else `~/.kube/config`.
@@ -27,9 +31,10 @@ impl Clusters {
             return p;
         }
         if let Some(k) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty())
-            && let Some(first) = std::env::split_paths(&k).next() {
-                return first;
-            }
+            && let Some(first) = std::env::split_paths(&k).next()
+        {
+            return first;
+        }
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
         home.join(".kube").join("config")
     }
@@ -62,13 +67,23 @@ impl Clusters {
             let available = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>();
             return Err(Error::UnknownContext {
                 context: context.to_string(),
-                available: if available.is_empty() { "none".into() } else { available.join(", ") },
+                available: if available.is_empty() {
+                    "none".into()
+                } else {
+                    available.join(", ")
+                },
             });
         }
-        let options = KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| {
-            Error::Kubeconfig { path: self.path.display().to_string(), message: format!("context {context}: {e}") }
-        })?;
+        let options = KubeConfigOptions {
+            context: Some(context.to_string()),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| Error::Kubeconfig {
+                path: self.path.display().to_string(),
+                message: format!("context {context}: {e}"),
+            })?;
         let client = Arc::new(ClusterClient::new(context, config)?);
         let mut clients = self.clients.lock().expect("clients lock");
         Ok(clients.entry(context.to_string()).or_insert(client).clone())

@@ -11,9 +11,15 @@ use crate::error::{Error, Result};
 pub enum Check {
     /// `condition=Ready` / `condition=Ready=False`: a status condition with that status
     /// (case-insensitive, as kubectl), observed at the current generation.
-    Condition { kind: String, status: String },
+    Condition {
+        kind: String,
+        status: String,
+    },
     /// `jsonpath={.a.b}` (present and non-empty) or `jsonpath={.a.b}=value`.
-    JsonPath { expr: String, value: Option<String> },
+    JsonPath {
+        expr: String,
+        value: Option<String>,
+    },
     Create,
     Delete,
 }
@@ -36,7 +42,10 @@ impl Check {
             if kind.is_empty() {
                 return Err(bad("the condition type is empty"));
             }
-            return Ok(Check::Condition { kind: kind.to_string(), status: status.to_string() });
+            return Ok(Check::Condition {
+                kind: kind.to_string(),
+                status: status.to_string(),
+            });
         }
         if let Some(rest) = text.strip_prefix("jsonpath=") {
             // The expression ends at the last `}`; `=value` may follow.
@@ -47,7 +56,10 @@ impl Check {
                 t => Some(t.strip_prefix('=').ok_or_else(|| bad("expected = after the JSONPath"))?.to_string()),
             };
             crate::jsonpath::evaluate(expr, &Value::Null)?;
-            return Ok(Check::JsonPath { expr: expr.to_string(), value });
+            return Ok(Check::JsonPath {
+                expr: expr.to_string(),
+                value,
+            });
         }
         Err(bad("unknown form"))
     }
@@ -59,7 +71,10 @@ impl Check {
             (_, None) => false,
             (Check::Create, Some(_)) => true,
             (Check::Condition { kind, status }, Some(o)) => condition(o, kind).is_some_and(|c| {
-                c.get("status").and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case(status)) && is_current(o, c)
+                c.get("status")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.eq_ignore_ascii_case(status))
+                    && is_current(o, c)
             }),
             (Check::JsonPath { expr, value }, Some(o)) => {
                 let found = crate::jsonpath::evaluate(expr, o).unwrap_or_default();
@@ -139,11 +154,15 @@ pub fn describe_state(object: Option<&Value>, checks: &[Check]) -> String {
             Check::Create | Check::Delete => parts.push("exists".into()),
         }
     }
-    if let (Some(g), Some(seen)) =
-        (o.pointer("/metadata/generation").and_then(Value::as_i64), o.pointer("/status/observedGeneration").and_then(Value::as_i64))
-        && seen < g {
-            parts.push(format!("observedGeneration {seen} < generation {g} (the controller has not seen the latest change)"));
-        }
+    if let (Some(g), Some(seen)) = (
+        o.pointer("/metadata/generation").and_then(Value::as_i64),
+        o.pointer("/status/observedGeneration").and_then(Value::as_i64),
+    ) && seen < g
+    {
+        parts.push(format!(
+            "observedGeneration {seen} < generation {g} (the controller has not seen the latest change)"
+        ));
+    }
     parts.join("; ")
 }
 
@@ -158,7 +177,13 @@ pub fn explain(object: Option<&Value>, checks: &[Check]) -> String {
             lines.push("  last conditions seen:".into());
             for c in cs {
                 let get = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
-                lines.push(format!("    {} = {}  reason: {}  message: {}", get("type"), get("status"), get("reason"), get("message")));
+                lines.push(format!(
+                    "    {} = {}  reason: {}  message: {}",
+                    get("type"),
+                    get("status"),
+                    get("reason"),
+                    get("message")
+                ));
             }
         }
         _ => lines.push("  no status conditions (is the controller that manages it running?)".into()),
@@ -166,9 +191,9 @@ pub fn explain(object: Option<&Value>, checks: &[Check]) -> String {
     let generation = o.pointer("/metadata/generation").and_then(Value::as_i64);
     let observed = o.pointer("/status/observedGeneration").and_then(Value::as_i64);
     match (generation, observed) {
-        (Some(g), Some(seen)) if seen < g => {
-            lines.push(format!("  observedGeneration {seen} < generation {g}: the controller has not processed the latest spec"))
-        }
+        (Some(g), Some(seen)) if seen < g => lines.push(format!(
+            "  observedGeneration {seen} < generation {g}: the controller has not processed the latest spec"
+        )),
         (Some(g), Some(seen)) => lines.push(format!("  observedGeneration {seen}, generation {g}")),
         (Some(g), None) => lines.push(format!("  generation {g}, no status.observedGeneration")),
         _ => {}
@@ -194,16 +219,34 @@ mod tests {
 
     #[test]
     fn parses_kubectl_forms() {
-        assert_eq!(Check::parse("condition=Ready").unwrap(), Check::Condition { kind: "Ready".into(), status: "True".into() });
-        assert_eq!(Check::parse("condition=Ready=False").unwrap(), Check::Condition { kind: "Ready".into(), status: "False".into() });
+        assert_eq!(
+            Check::parse("condition=Ready").unwrap(),
+            Check::Condition {
+                kind: "Ready".into(),
+                status: "True".into()
+            }
+        );
+        assert_eq!(
+            Check::parse("condition=Ready=False").unwrap(),
+            Check::Condition {
+                kind: "Ready".into(),
+                status: "False".into()
+            }
+        );
         assert_eq!(Check::parse("create").unwrap(), Check::Create);
         assert_eq!(
             Check::parse("jsonpath={.status.loadBalancer.ingress[0].ip}").unwrap(),
-            Check::JsonPath { expr: "{.status.loadBalancer.ingress[0].ip}".into(), value: None }
+            Check::JsonPath {
+                expr: "{.status.loadBalancer.ingress[0].ip}".into(),
+                value: None
+            }
         );
         assert_eq!(
             Check::parse("jsonpath={.status.phase}=Running").unwrap(),
-            Check::JsonPath { expr: "{.status.phase}".into(), value: Some("Running".into()) }
+            Check::JsonPath {
+                expr: "{.status.phase}".into(),
+                value: Some("Running".into())
+            }
         );
         assert!(Check::parse("ready").is_err());
         assert!(Check::parse("jsonpath=.x").is_err());

@@ -24,7 +24,11 @@ pub struct ResourceInfo {
 
 impl ResourceInfo {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// The collection URL, in `namespace` when the resource is namespaced.
@@ -42,7 +46,11 @@ impl ResourceInfo {
 
     /// kubectl's names for it: `istios.sailoperator.io`, `deployment.apps`.
     pub fn qualified_plural(&self) -> String {
-        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 }
 
@@ -147,21 +155,27 @@ impl Discovery {
             return Some(r);
         }
         let (name, rest) = wanted.split_once('.')?;
-        self.resources.iter().find(|r| {
-            matches_name(r, name) && (r.group == rest || format!("{}.{}", r.version, r.group) == rest)
-        })
+        self.resources
+            .iter()
+            .find(|r| matches_name(r, name) && (r.group == rest || format!("{}.{}", r.version, r.group) == rest))
     }
 
     pub fn find_kind(&self, api_version: &str, kind: &str) -> Option<&ResourceInfo> {
         let (group, version) = split_api_version(api_version);
-        self.resources.iter().find(|r| r.group == group && r.version == version && r.kind == kind)
+        self.resources
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.kind == kind)
     }
 
     /// Why `apiVersion`/`kind` is not served, in terms a user can act on.
     pub fn explain_missing(&self, api_version: &str, kind: &str) -> String {
         let (group, version) = split_api_version(api_version);
-        let mut served: Vec<&str> =
-            self.resources.iter().filter(|r| r.group == group && r.kind == kind).map(|r| r.version.as_str()).collect();
+        let mut served: Vec<&str> = self
+            .resources
+            .iter()
+            .filter(|r| r.group == group && r.kind == kind)
+            .map(|r| r.version.as_str())
+            .collect();
         served.dedup();
         if !served.is_empty() {
             let g = if group.is_empty() { String::new() } else { format!("{group}/") };
@@ -171,7 +185,9 @@ impl Discovery {
             );
         }
         let _ = version;
-        format!("no kind \"{kind}\" is registered for {api_version}: its CRD is not installed (is the operator that provides it installed?)")
+        format!(
+            "no kind \"{kind}\" is registered for {api_version}: its CRD is not installed (is the operator that provides it installed?)"
+        )
     }
 }
 
@@ -211,7 +227,13 @@ fn str_at(v: &Value, key: &str) -> String {
 }
 
 fn strings_at(v: &Value, key: &str) -> Vec<String> {
-    v.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+    v.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
 }
 
 fn non_empty_or(s: String, f: impl FnOnce() -> String) -> String {

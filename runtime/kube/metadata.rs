@@ -10,11 +10,17 @@ use super::object_ref::ObjectRef;
 use crate::error::{Error, Result};
 
 /// Sets `field` (`labels` or `annotations`) entries on `target`.
-pub async fn patch(cluster: &ClusterClient, target: &ObjectRef, field: &str, entries: Map<String, Value>, dry_run: bool) -> Result<Outcome> {
-    let live = cluster
-        .get_json(&target.url(), target)
-        .await?
-        .ok_or_else(|| Error::NotFound { cluster: cluster.name.clone(), object: target.to_string() })?;
+pub async fn patch(
+    cluster: &ClusterClient,
+    target: &ObjectRef,
+    field: &str,
+    entries: Map<String, Value>,
+    dry_run: bool,
+) -> Result<Outcome> {
+    let live = cluster.get_json(&target.url(), target).await?.ok_or_else(|| Error::NotFound {
+        cluster: cluster.name.clone(),
+        object: target.to_string(),
+    })?;
     let current = live.pointer(&format!("/metadata/{field}")).and_then(Value::as_object);
     let unchanged = entries.iter().all(|(k, v)| match (current.and_then(|c| c.get(k)), v) {
         (None, Value::Null) => true,
@@ -30,7 +36,12 @@ pub async fn patch(cluster: &ClusterClient, target: &ObjectRef, field: &str, ent
         path.push_str("?dryRun=All");
     }
     let res = cluster
-        .call(Method::PATCH, &path, Some("application/merge-patch+json"), serde_json::to_vec(&body).unwrap_or_default())
+        .call(
+            Method::PATCH,
+            &path,
+            Some("application/merge-patch+json"),
+            serde_json::to_vec(&body).unwrap_or_default(),
+        )
         .await?;
     if !res.status.is_success() {
         return Err(cluster.api_error(&res, &target.to_string(), field));
@@ -40,7 +51,9 @@ pub async fn patch(cluster: &ClusterClient, target: &ObjectRef, field: &str, ent
 
 /// Turns a Rhai-side map of strings into label/annotation values (`()` → null: remove).
 pub fn entries(map: Value, what: &str) -> Result<Map<String, Value>> {
-    let Value::Object(m) = map else { return Err(Error::usage(format!("{what} must be a map like #{{ key: \"value\" }}"))) };
+    let Value::Object(m) = map else {
+        return Err(Error::usage(format!("{what} must be a map like #{{ key: \"value\" }}")));
+    };
     m.into_iter()
         .map(|(k, v)| match v {
             Value::String(_) | Value::Null => Ok((k, v)),

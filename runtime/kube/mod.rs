@@ -3,8 +3,8 @@
 
 pub mod apply;
 pub mod client;
-pub mod condition;
 pub mod clusters;
+pub mod condition;
 pub mod discovery;
 pub mod metadata;
 pub mod object_ref;

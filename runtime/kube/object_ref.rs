@@ -35,7 +35,11 @@ impl ObjectRef {
 
     pub fn new(info: ResourceInfo, name: &str, namespace: Option<&str>) -> Self {
         let namespace = info.namespaced.then(|| namespace.unwrap_or("default").to_string());
-        ObjectRef { info, name: name.to_string(), namespace }
+        ObjectRef {
+            info,
+            name: name.to_string(),
+            namespace,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -64,7 +68,10 @@ mod tests {
     #[test]
     fn splits_kubectl_form() {
         assert_eq!(split("istio/external-istiod").unwrap(), ("istio", "external-istiod"));
-        assert_eq!(split("istios.sailoperator.io/default").unwrap(), ("istios.sailoperator.io", "default"));
+        assert_eq!(
+            split("istios.sailoperator.io/default").unwrap(),
+            ("istios.sailoperator.io", "default")
+        );
         for bad in ["istio", "/x", "istio/", "a/b/c"] {
             let err = split(bad).unwrap_err().to_string();
             assert!(err.contains("TYPE/NAME"), "{bad}: {err}");

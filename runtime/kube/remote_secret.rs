@@ -133,7 +133,10 @@ pub fn token_secret(namespace: &str, service_account: &str) -> Value {
 /// istioctl's `secretReferencesServiceAccount`: a token Secret annotated with the account.
 pub fn references_service_account(secret: &Value, service_account: &str) -> bool {
     secret.get("type").and_then(Value::as_str) == Some(SERVICE_ACCOUNT_TOKEN_TYPE)
-        && secret.pointer("/metadata/annotations").and_then(|a| a.get(SERVICE_ACCOUNT_NAME_ANNOTATION)).and_then(Value::as_str)
+        && secret
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(SERVICE_ACCOUNT_NAME_ANNOTATION))
+            .and_then(Value::as_str)
             == Some(service_account)
 }
 
@@ -143,8 +146,14 @@ pub fn references_service_account(secret: &Value, service_account: &str) -> bool
 pub fn token_data(secret: &Value) -> std::result::Result<(Vec<u8>, String), String> {
     let field = |key: &str| -> std::result::Result<Vec<u8>, String> {
         let missing = || format!("no \"{key}\" data found");
-        let encoded = secret.pointer("/data").and_then(|d| d.get(key)).and_then(Value::as_str).ok_or_else(missing)?;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| format!("\"{key}\" data is not base64: {e}"))?;
+        let encoded = secret
+            .pointer("/data")
+            .and_then(|d| d.get(key))
+            .and_then(Value::as_str)
+            .ok_or_else(missing)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| format!("\"{key}\" data is not base64: {e}"))?;
         if bytes.is_empty() { Err(missing()) } else { Ok(bytes) }
     };
     let ca = field("ca.crt")?;
@@ -275,7 +284,12 @@ stringData:
     }
 
     fn build(secret_type: SecretType, cluster: &str) -> Value {
-        secret(secret_type, cluster, "istio-system-test", kubeconfig(cluster, "server", b"caData", "token"))
+        secret(
+            secret_type,
+            cluster,
+            "istio-system-test",
+            kubeconfig(cluster, "server", b"caData", "token"),
+        )
     }
 
     fn parsed(yaml: &str) -> Value {
@@ -306,7 +320,10 @@ stringData:
     fn config_secret_matches_istioctl_custom_name_case() {
         let expected = istioctl_expected("primary", "istio-kubeconfig", "config");
         assert_eq!(build(SecretType::Config, "primary"), parsed(&expected));
-        assert!(build(SecretType::Config, "primary").get("type").is_none(), "no type: Opaque once applied");
+        assert!(
+            build(SecretType::Config, "primary").get("type").is_none(),
+            "no type: Opaque once applied"
+        );
     }
 
     #[test]
@@ -318,8 +335,14 @@ stringData:
         assert_eq!(SecretType::Config.data_key("c2"), "config");
         assert_eq!(SecretType::Config.default_service_account(), "istiod");
         assert_eq!(SecretType::parse("config").unwrap(), SecretType::Config);
-        assert_eq!(SecretType::parse("other").unwrap_err().to_string(), "unsupported type: other (valid types: remote, config)");
-        assert_eq!(token_secret_name("istiod-external-istiod"), "istiod-external-istiod-istio-remote-secret-token");
+        assert_eq!(
+            SecretType::parse("other").unwrap_err().to_string(),
+            "unsupported type: other (valid types: remote, config)"
+        );
+        assert_eq!(
+            token_secret_name("istiod-external-istiod"),
+            "istiod-external-istiod-istio-remote-secret-token"
+        );
     }
 
     #[test]
@@ -350,15 +373,24 @@ stringData:
     fn token_data_names_what_is_missing() {
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         assert_eq!(token_data(&json!({})).unwrap_err(), "no \"ca.crt\" data found");
-        assert_eq!(token_data(&json!({"data": {"ca.crt": b64("CA")}})).unwrap_err(), "no \"token\" data found");
-        assert_eq!(token_data(&json!({"data": {"ca.crt": b64("CA"), "token": ""}})).unwrap_err(), "no \"token\" data found");
+        assert_eq!(
+            token_data(&json!({"data": {"ca.crt": b64("CA")}})).unwrap_err(),
+            "no \"token\" data found"
+        );
+        assert_eq!(
+            token_data(&json!({"data": {"ca.crt": b64("CA"), "token": ""}})).unwrap_err(),
+            "no \"token\" data found"
+        );
         let (ca, token) = token_data(&json!({"data": {"ca.crt": b64("CA"), "token": b64("eyJhbGci.x.y")}})).unwrap();
         assert_eq!((ca.as_slice(), token.as_str()), (b"CA".as_slice(), "eyJhbGci.x.y"));
     }
 
     #[test]
     fn server_minor_versions() {
-        assert_eq!(server_minor(&json!({"major": "1", "minor": "37", "gitVersion": "v1.37.2"})), Some(37));
+        assert_eq!(
+            server_minor(&json!({"major": "1", "minor": "37", "gitVersion": "v1.37.2"})),
+            Some(37)
+        );
         assert_eq!(server_minor(&json!({"minor": "24+", "gitVersion": "v1.24.17-gke.100"})), Some(24));
         assert_eq!(server_minor(&json!({"minor": "23+"})), Some(23));
         assert_eq!(server_minor(&json!({})), None);
@@ -378,7 +410,10 @@ stringData:
     #[test]
     fn scalars_quote_what_yaml_would_misread() {
         assert_eq!(scalar("https://172.18.0.3:6443"), "https://172.18.0.3:6443");
-        assert_eq!(scalar("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJr.c2ln-_x"), "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJr.c2ln-_x");
+        assert_eq!(
+            scalar("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJr.c2ln-_x"),
+            "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJr.c2ln-_x"
+        );
         assert_eq!(scalar("123"), "\"123\"");
         assert_eq!(scalar("yes"), "\"yes\"");
         assert_eq!(scalar("1e3"), "\"1e3\"");
@@ -400,7 +435,12 @@ stringData:
 
     #[test]
     fn printing_the_secret_hides_the_token() {
-        let s = Sensitive(secret(SecretType::Config, "c2", "external-istiod", kubeconfig("c2", "https://h:6443", b"CA", "SECRET-TOKEN")));
+        let s = Sensitive(secret(
+            SecretType::Config,
+            "c2",
+            "external-istiod",
+            kubeconfig("c2", "https://h:6443", b"CA", "SECRET-TOKEN"),
+        ));
         let shown = format!("{s} {s:?}");
         assert!(shown.contains("Secret external-istiod/istio-kubeconfig"), "{shown}");
         assert!(!shown.contains("SECRET-TOKEN"), "{shown}");
@@ -412,9 +452,21 @@ stringData:
         assert_eq!(objs[0]["metadata"]["name"], READER_SERVICE_ACCOUNT);
         assert_eq!(objs[1]["metadata"]["name"], "istio-reader-clusterrole-istio-system");
         assert_eq!(objs[2]["roleRef"]["name"], "istio-reader-clusterrole-istio-system");
-        assert_eq!(objs[2]["subjects"][0], json!({"kind": "ServiceAccount", "name": READER_SERVICE_ACCOUNT, "namespace": "istio-system"}));
-        let writes: Vec<&Value> =
-            objs[1]["rules"].as_array().unwrap().iter().filter(|r| r["verbs"] != json!(["get", "list", "watch"])).collect();
-        assert!(writes.iter().all(|r| r["verbs"] == json!(["create"]) && r["resources"].to_string().contains("reviews")), "{writes:?}");
+        assert_eq!(
+            objs[2]["subjects"][0],
+            json!({"kind": "ServiceAccount", "name": READER_SERVICE_ACCOUNT, "namespace": "istio-system"})
+        );
+        let writes: Vec<&Value> = objs[1]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["verbs"] != json!(["get", "list", "watch"]))
+            .collect();
+        assert!(
+            writes
+                .iter()
+                .all(|r| r["verbs"] == json!(["create"]) && r["resources"].to_string().contains("reviews")),
+            "{writes:?}"
+        );
     }
 }

@@ -9,9 +9,9 @@ use kube::core::WatchEvent;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::ClusterClient;
 use super::condition::{self, Check};
 use super::object_ref::{self, ObjectRef};
-use super::ClusterClient;
 use crate::error::{Error, Result};
 
 pub struct WaitRequest<'a> {
@@ -89,11 +89,23 @@ async fn watch_until(
         if let Some(done) = judge(last.as_ref()) {
             return done.map(|_| last.clone());
         }
-        let mut rv = list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("0").to_string();
-        let watch_url =
-            format!("{}?watch=true&{selector}&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=290", target.collection_url());
-        let request = http::Request::get(watch_url).body(Vec::new()).map_err(|e| Error::usage(e.to_string()))?;
-        let events = cluster.client.request_events::<Value>(request).await.map_err(|e| cluster.unreachable(e))?;
+        let mut rv = list
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("0")
+            .to_string();
+        let watch_url = format!(
+            "{}?watch=true&{selector}&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=290",
+            target.collection_url()
+        );
+        let request = http::Request::get(watch_url)
+            .body(Vec::new())
+            .map_err(|e| Error::usage(e.to_string()))?;
+        let events = cluster
+            .client
+            .request_events::<Value>(request)
+            .await
+            .map_err(|e| cluster.unreachable(e))?;
         futures::pin_mut!(events);
         while let Some(event) = events.try_next().await.map_err(|e| cluster.unreachable(e))? {
             match event {
@@ -137,7 +149,11 @@ async fn resolve_when_served(
                 let request = http::Request::get(format!("{crds}?watch=true&resourceVersion={rv}&timeoutSeconds=290"))
                     .body(Vec::new())
                     .map_err(|e| Error::usage(e.to_string()))?;
-                let events = cluster.client.request_events::<Value>(request).await.map_err(|e| cluster.unreachable(e))?;
+                let events = cluster
+                    .client
+                    .request_events::<Value>(request)
+                    .await
+                    .map_err(|e| cluster.unreachable(e))?;
                 futures::pin_mut!(events);
                 while let Some(event) = events.try_next().await.map_err(|e| cluster.unreachable(e))? {
                     if matches!(event, WatchEvent::Added(_) | WatchEvent::Modified(_)) {
@@ -159,7 +175,10 @@ pub async fn wait_crd_established(cluster: &ClusterClient, name: &str, timeout: 
     let req = WaitRequest {
         resource: &resource,
         namespace: None,
-        checks: vec![Check::Condition { kind: "Established".into(), status: "True".into() }],
+        checks: vec![Check::Condition {
+            kind: "Established".into(),
+            status: "True".into(),
+        }],
         fail_if: vec![],
         timeout,
     };

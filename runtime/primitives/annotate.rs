@@ -9,7 +9,10 @@ use crate::session::Session;
 
 pub const PRIMITIVE: Primitive = Primitive {
     name: "annotate",
-    signatures: &["cp.annotate(resource, map) -> string", "cp.annotate(resource, map, #{namespace}) -> string"],
+    signatures: &[
+        "cp.annotate(resource, map) -> string",
+        "cp.annotate(resource, map, #{namespace}) -> string",
+    ],
     doc: r#"
 Sets annotations on an object (`TYPE/NAME`), like `kubectl annotate --overwrite`; a value of `()` removes the key.
 Returns `configured`, or `unchanged` when the object already has them (reruns change nothing).

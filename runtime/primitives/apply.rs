@@ -16,7 +16,10 @@ use crate::session::{ClusterHandle, Session};
 
 pub const PRIMITIVE: Primitive = Primitive {
     name: "apply",
-    signatures: &["cp.apply(manifests) -> array", "cp.apply(manifests, #{namespace, selector, force}) -> array"],
+    signatures: &[
+        "cp.apply(manifests) -> array",
+        "cp.apply(manifests, #{namespace, selector, force}) -> array",
+    ],
     doc: r#"
 Server-side apply (field manager `mesh-run`) of multi-document YAML, an object map, an array of
 them, or the result of `create_remote_secret`. Backtick strings interpolate `${...}`, so manifests
@@ -103,23 +106,35 @@ fn to_objects(manifests: Dynamic) -> Result<Vec<Value>> {
         return Ok(out);
     }
     if manifests.is_map() {
-        return rhai::serde::from_dynamic::<Value>(&manifests).map(|v| vec![v]).map_err(|e| Error::usage(e.to_string()));
+        return rhai::serde::from_dynamic::<Value>(&manifests)
+            .map(|v| vec![v])
+            .map_err(|e| Error::usage(e.to_string()));
     }
-    Err(Error::usage(format!("apply takes YAML text, an object map or an array of them, not {}", manifests.type_name())))
+    Err(Error::usage(format!(
+        "apply takes YAML text, an object map or an array of them, not {}",
+        manifests.type_name()
+    )))
 }
 
 /// Applies and reports each object; shared by `apply` and `apply_file`.
 pub async fn apply_and_report(session: &Session, cluster: &ClusterHandle, objects: Vec<Value>, opts: &ApplyOptions) -> Result<Array> {
     let client = &cluster.0;
     let report = |a: &Applied| {
-        let outcome = if opts.dry_run { format!("{} (dry run)", a.outcome.as_str()) } else { a.outcome.as_str().to_string() };
+        let outcome = if opts.dry_run {
+            format!("{} (dry run)", a.outcome.as_str())
+        } else {
+            a.outcome.as_str().to_string()
+        };
         let started = Instant::now() - a.duration;
         session.step(&client.name, "apply", &a.object.to_string(), &outcome, started, a.diff.clone());
         if !a.dropped.is_empty() {
             session.warn(
                 &client.name,
                 &a.object.to_string(),
-                format!("the server dropped fields it does not know (check their spelling): {}", a.dropped.join(", ")),
+                format!(
+                    "the server dropped fields it does not know (check their spelling): {}",
+                    a.dropped.join(", ")
+                ),
             );
         }
     };
@@ -129,7 +144,10 @@ pub async fn apply_and_report(session: &Session, cluster: &ClusterHandle, object
         .map(|a| {
             let mut m = Map::new();
             m.insert("kind".into(), a.object.info.kind.clone().into());
-            m.insert("namespace".into(), a.object.namespace.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+            m.insert(
+                "namespace".into(),
+                a.object.namespace.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+            );
             m.insert("name".into(), a.object.name.clone().into());
             m.insert("outcome".into(), a.outcome.as_str().into());
             Dynamic::from_map(m)

@@ -13,7 +13,10 @@ use crate::stdlib;
 
 pub const PRIMITIVE: Primitive = Primitive {
     name: "apply_file",
-    signatures: &["cp.apply_file(path_or_name) -> array", "cp.apply_file(path_or_name, #{namespace, selector, force}) -> array"],
+    signatures: &[
+        "cp.apply_file(path_or_name) -> array",
+        "cp.apply_file(path_or_name, #{namespace, selector, force}) -> array",
+    ],
     doc: r#"
 `apply` for a file: a path (relative to the playbook's folder), or the name of a manifest bundled
 in mesh-run's stdlib — the files the procedure fetches by URL: `controlplane-gateway.yaml`,
@@ -68,7 +71,10 @@ fn read(session: &Session, path: &str) -> Result<(String, String)> {
         Some(stdlib::Source::Embedded(text)) => Ok((text.to_string(), format!("stdlib/manifests/{path}"))),
         None => Err(Error::io(
             local,
-            format!("no such file, and no bundled manifest of that name (bundled: {})", stdlib::manifest_names().join(", ")),
+            format!(
+                "no such file, and no bundled manifest of that name (bundled: {})",
+                stdlib::manifest_names().join(", ")
+            ),
         )),
     }
 }

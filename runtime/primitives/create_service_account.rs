@@ -33,12 +33,20 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
             s.bridge.run(async move {
                 let started = Instant::now();
                 let object = format!("ServiceAccount {namespace}/{name}");
-                let body = serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}});
+                let body =
+                    serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}});
                 let mut path = format!("/api/v1/namespaces/{namespace}/serviceaccounts");
                 if s2.dry_run {
                     path.push_str("?dryRun=All");
                 }
-                let res = c.0.call(Method::POST, &path, Some("application/json"), serde_json::to_vec(&body).unwrap_or_default()).await?;
+                let res =
+                    c.0.call(
+                        Method::POST,
+                        &path,
+                        Some("application/json"),
+                        serde_json::to_vec(&body).unwrap_or_default(),
+                    )
+                    .await?;
                 let outcome = match res.status {
                     st if st.is_success() => Outcome::Created,
                     StatusCode::CONFLICT => Outcome::Unchanged,

@@ -16,7 +16,10 @@ use crate::session::{ClusterHandle, Session};
 
 pub const PRIMITIVE: Primitive = Primitive {
     name: "delete",
-    signatures: &["cp.delete(resource) -> string", "cp.delete(resource, #{namespace, wait, timeout, ignore_not_found}) -> string"],
+    signatures: &[
+        "cp.delete(resource) -> string",
+        "cp.delete(resource, #{namespace, wait, timeout, ignore_not_found}) -> string",
+    ],
     doc: r#"
 Deletes an object (`TYPE/NAME`), like `kubectl delete`, and by default waits until it is gone
 (`wait: false` to not wait; `timeout` defaults to `60s`), so teardowns can go in reverse order.
@@ -66,10 +69,20 @@ async fn delete(session: &Session, cluster: &ClusterHandle, resource: &str, opts
         _ => return Err(client.api_error(&res, &target.to_string(), "delete")),
     };
     if outcome == "deleted" && opts.wait.unwrap_or(true) && !session.dry_run {
-        let req = WaitRequest { resource, namespace: opts.namespace.as_deref(), checks: vec![Check::Delete], fail_if: vec![], timeout };
+        let req = WaitRequest {
+            resource,
+            namespace: opts.namespace.as_deref(),
+            checks: vec![Check::Delete],
+            fail_if: vec![],
+            timeout,
+        };
         watch::wait(client, &req, &|_| {}).await?;
     }
-    let outcome_text = if session.dry_run { format!("{outcome} (dry run)") } else { outcome.to_string() };
+    let outcome_text = if session.dry_run {
+        format!("{outcome} (dry run)")
+    } else {
+        outcome.to_string()
+    };
     session.step(&client.name, "delete", &target.to_string(), &outcome_text, started, None);
     Ok(outcome.to_string())
 }

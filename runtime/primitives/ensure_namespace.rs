@@ -28,31 +28,59 @@ cp.ensure_namespace("istio-system");
 
 fn register(engine: &mut Engine, session: &Arc<Session>) {
     let s = session.clone();
-    engine.register_fn("ensure_namespace", move |c: &mut ClusterHandle, name: &str| -> std::result::Result<String, Box<EvalAltResult>> {
-        let (c, name, s2) = (c.clone(), name.to_string(), s.clone());
-        s.bridge.run(async move {
-            let started = Instant::now();
-            let outcome = ensure(&c, &name, s2.dry_run).await?;
-            let shown = if s2.dry_run { format!("{} (dry run)", outcome.as_str()) } else { outcome.as_str().to_string() };
-            s2.step(&c.0.name, "namespace", &format!("Namespace {name}"), &shown, started, None);
-            Ok(outcome.as_str().to_string())
-        })
-    });
+    engine.register_fn(
+        "ensure_namespace",
+        move |c: &mut ClusterHandle, name: &str| -> std::result::Result<String, Box<EvalAltResult>> {
+            let (c, name, s2) = (c.clone(), name.to_string(), s.clone());
+            s.bridge.run(async move {
+                let started = Instant::now();
+                let outcome = ensure(&c, &name, s2.dry_run).await?;
+                let shown = if s2.dry_run {
+                    format!("{} (dry run)", outcome.as_str())
+                } else {
+                    outcome.as_str().to_string()
+                };
+                s2.step(&c.0.name, "namespace", &format!("Namespace {name}"), &shown, started, None);
+                Ok(outcome.as_str().to_string())
+            })
+        },
+    );
 }
 
 pub async fn ensure(cluster: &ClusterHandle, name: &str, dry_run: bool) -> Result<Outcome> {
     let client = &cluster.0;
-    if client.get_json(&format!("/api/v1/namespaces/{name}"), &format!("Namespace {name}")).await?.is_some() {
+    if client
+        .get_json(&format!("/api/v1/namespaces/{name}"), &format!("Namespace {name}"))
+        .await?
+        .is_some()
+    {
         return Ok(Outcome::Unchanged);
     }
-    let openshift = client.discovery(false).await?.find("projectrequests.project.openshift.io").is_some();
+    let openshift = client
+        .discovery(false)
+        .await?
+        .find("projectrequests.project.openshift.io")
+        .is_some();
     let (path, body) = if openshift {
-        ("/apis/project.openshift.io/v1/projectrequests", serde_json::json!({"apiVersion": "project.openshift.io/v1", "kind": "ProjectRequest", "metadata": {"name": name}}))
+        (
+            "/apis/project.openshift.io/v1/projectrequests",
+            serde_json::json!({"apiVersion": "project.openshift.io/v1", "kind": "ProjectRequest", "metadata": {"name": name}}),
+        )
     } else {
-        ("/api/v1/namespaces", serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+        (
+            "/api/v1/namespaces",
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+        )
     };
     let path = if dry_run { format!("{path}?dryRun=All") } else { path.to_string() };
-    let res = client.call(Method::POST, &path, Some("application/json"), serde_json::to_vec(&body).unwrap_or_default()).await?;
+    let res = client
+        .call(
+            Method::POST,
+            &path,
+            Some("application/json"),
+            serde_json::to_vec(&body).unwrap_or_default(),
+        )
+        .await?;
     match res.status {
         s if s.is_success() => Ok(Outcome::Created),
         // Created by someone else between our GET and POST: still fine.

@@ -17,7 +17,10 @@ use crate::session::{ClusterHandle, Session};
 
 pub const PRIMITIVE: Primitive = Primitive {
     name: "exec",
-    signatures: &["cp.exec(target, command) -> string", "cp.exec(target, command, #{container, namespace}) -> string"],
+    signatures: &[
+        "cp.exec(target, command) -> string",
+        "cp.exec(target, command, #{container, namespace}) -> string",
+    ],
     doc: r#"
 Runs a command in a container, like `kubectl exec TARGET -c CONTAINER -- COMMAND...`, and returns
 its stdout. `target` is a pod name, `pod/NAME`, or `deploy/NAME` (a running pod of the deployment).
@@ -40,22 +43,25 @@ struct Opts {
 
 fn register(engine: &mut Engine, session: &Arc<Session>) {
     let s = session.clone();
-    let f = move |c: &mut ClusterHandle, target: &str, command: Array, opts: Option<Map>| -> std::result::Result<String, Box<EvalAltResult>> {
-        let (c, target, s2) = (c.clone(), target.to_string(), s.clone());
-        s.bridge.run(async move {
-            let started = Instant::now();
-            let opts: Opts = crate::options::parse("exec", opts, &["container", "namespace"])?;
-            let command: Vec<String> = command.into_iter().map(|d| d.to_string()).collect();
-            let namespace = opts.namespace.unwrap_or_else(|| "default".into());
-            let pod = pod_for(&c, &target, &namespace).await?;
-            let out = exec(&c, &pod, &namespace, opts.container.as_deref(), &command).await?;
-            s2.step(&c.0.name, "exec", &format!("{target} {}", command.join(" ")), "ok", started, None);
-            Ok(out)
-        })
-    };
+    let f =
+        move |c: &mut ClusterHandle, target: &str, command: Array, opts: Option<Map>| -> std::result::Result<String, Box<EvalAltResult>> {
+            let (c, target, s2) = (c.clone(), target.to_string(), s.clone());
+            s.bridge.run(async move {
+                let started = Instant::now();
+                let opts: Opts = crate::options::parse("exec", opts, &["container", "namespace"])?;
+                let command: Vec<String> = command.into_iter().map(|d| d.to_string()).collect();
+                let namespace = opts.namespace.unwrap_or_else(|| "default".into());
+                let pod = pod_for(&c, &target, &namespace).await?;
+                let out = exec(&c, &pod, &namespace, opts.container.as_deref(), &command).await?;
+                s2.step(&c.0.name, "exec", &format!("{target} {}", command.join(" ")), "ok", started, None);
+                Ok(out)
+            })
+        };
     let f2 = f.clone();
     engine.register_fn("exec", move |c: &mut ClusterHandle, t: &str, cmd: Array| f(c, t, cmd, None));
-    engine.register_fn("exec", move |c: &mut ClusterHandle, t: &str, cmd: Array, o: Map| f2(c, t, cmd, Some(o)));
+    engine.register_fn("exec", move |c: &mut ClusterHandle, t: &str, cmd: Array, o: Map| {
+        f2(c, t, cmd, Some(o))
+    });
 }
 
 /// The pod to run in: the named one, or a running pod selected by a deployment.
@@ -67,15 +73,29 @@ async fn pod_for(cluster: &ClusterHandle, target: &str, namespace: &str) -> Resu
         return Ok(name.to_string());
     }
     let owner = ObjectRef::new(info, name, Some(namespace));
-    let object =
-        client.get_json(&owner.url(), &owner).await?.ok_or_else(|| Error::NotFound { cluster: client.name.clone(), object: owner.to_string() })?;
-    let labels = object.pointer("/spec/selector/matchLabels").and_then(Value::as_object).cloned().unwrap_or_default();
-    let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+    let object = client.get_json(&owner.url(), &owner).await?.ok_or_else(|| Error::NotFound {
+        cluster: client.name.clone(),
+        object: owner.to_string(),
+    })?;
+    let labels = object
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let selector: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
     let selector = selector.join(",");
-    let list_url = format!("/api/v1/namespaces/{namespace}/pods?labelSelector={}", selector.replace('=', "%3D").replace(',', "%2C"));
+    let list_url = format!(
+        "/api/v1/namespaces/{namespace}/pods?labelSelector={}",
+        selector.replace('=', "%3D").replace(',', "%2C")
+    );
     let pods = client.get_json(&list_url, &"pods").await?.unwrap_or(Value::Null);
     let pods = pods.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
-    let running = pods.iter().find(|p| p.pointer("/status/phase").and_then(Value::as_str) == Some("Running"));
+    let running = pods
+        .iter()
+        .find(|p| p.pointer("/status/phase").and_then(Value::as_str) == Some("Running"));
     match running.and_then(|p| p.pointer("/metadata/name")).and_then(Value::as_str) {
         Some(n) => Ok(n.to_string()),
         None => {
@@ -83,7 +103,10 @@ async fn pod_for(cluster: &ClusterHandle, target: &str, namespace: &str) -> Resu
                 .iter()
                 .map(|p| {
                     let n = p.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?");
-                    let ph = p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("no phase (not scheduled)");
+                    let ph = p
+                        .pointer("/status/phase")
+                        .and_then(Value::as_str)
+                        .unwrap_or("no phase (not scheduled)");
                     format!("{n}: {ph}")
                 })
                 .collect();
@@ -92,7 +115,11 @@ async fn pod_for(cluster: &ClusterHandle, target: &str, namespace: &str) -> Resu
                 message: format!(
                     "no running pod ({} pod(s) match {selector}{}); pods run only where nodes (kubelets) schedule them",
                     pods.len(),
-                    if phases.is_empty() { String::new() } else { format!(": {}", phases.join(", ")) }
+                    if phases.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", phases.join(", "))
+                    }
                 ),
             })
         }
@@ -107,18 +134,28 @@ async fn exec(cluster: &ClusterHandle, pod: &str, namespace: &str, container: Op
     if let Some(c) = container {
         params = params.container(c);
     }
-    let mut proc = api.exec(pod, command, &params).await.map_err(|e| Error::Remote { what: what.clone(), message: e.to_string() })?;
+    let mut proc = api.exec(pod, command, &params).await.map_err(|e| Error::Remote {
+        what: what.clone(),
+        message: e.to_string(),
+    })?;
     let (mut stdout, mut stderr) = (String::new(), String::new());
     if let Some(mut o) = proc.stdout() {
-        o.read_to_string(&mut stdout).await.map_err(|e| Error::Remote { what: what.clone(), message: e.to_string() })?;
+        o.read_to_string(&mut stdout).await.map_err(|e| Error::Remote {
+            what: what.clone(),
+            message: e.to_string(),
+        })?;
     }
     if let Some(mut e) = proc.stderr() {
         let _ = e.read_to_string(&mut stderr).await;
     }
     if let Some(status) = proc.take_status()
         && let Some(s) = status.await
-            && s.status.as_deref() == Some("Failure") {
-                return Err(Error::Remote { what, message: format!("{}; stderr: {}", s.message.unwrap_or_default(), stderr.trim()) });
-            }
+        && s.status.as_deref() == Some("Failure")
+    {
+        return Err(Error::Remote {
+            what,
+            message: format!("{}; stderr: {}", s.message.unwrap_or_default(), stderr.trim()),
+        });
+    }
     Ok(stdout)
 }

@@ -60,10 +60,10 @@ pub async fn fetch(cluster: &ClusterHandle, resource: &str, opts: &GetOpts) -> R
     let client = &cluster.0;
     if resource.contains('/') {
         let target = ObjectRef::resolve(client, resource, opts.namespace.as_deref()).await?;
-        return client
-            .get_json(&target.url(), &target)
-            .await?
-            .ok_or_else(|| Error::NotFound { cluster: client.name.clone(), object: target.to_string() });
+        return client.get_json(&target.url(), &target).await?.ok_or_else(|| Error::NotFound {
+            cluster: client.name.clone(),
+            object: target.to_string(),
+        });
     }
     let info = client.resolve(resource).await?;
     let mut url = info.url(Some(opts.namespace.as_deref().unwrap_or("default")));

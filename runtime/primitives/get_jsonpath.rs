@@ -11,7 +11,10 @@ use crate::session::{ClusterHandle, Session};
 
 pub const PRIMITIVE: Primitive = Primitive {
     name: "get_jsonpath",
-    signatures: &["cp.get_jsonpath(resource, template) -> string", "cp.get_jsonpath(resource, template, #{namespace, selector}) -> string"],
+    signatures: &[
+        "cp.get_jsonpath(resource, template) -> string",
+        "cp.get_jsonpath(resource, template, #{namespace, selector}) -> string",
+    ],
     doc: r#"
 The output of `kubectl get RESOURCE -o jsonpath=TEMPLATE`, byte for byte, in kubectl's dialect:
 `{.a.b[0].c}`, filters `{.spec.ports[?(@.name=="http2")].port}`, `{range .items[*]}...{end}`,
@@ -42,5 +45,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
     };
     let f2 = f.clone();
     engine.register_fn("get_jsonpath", move |c: &mut ClusterHandle, r: &str, t: &str| f(c, r, t, None));
-    engine.register_fn("get_jsonpath", move |c: &mut ClusterHandle, r: &str, t: &str, o: Map| f2(c, r, t, Some(o)));
+    engine.register_fn("get_jsonpath", move |c: &mut ClusterHandle, r: &str, t: &str, o: Map| {
+        f2(c, r, t, Some(o))
+    });
 }

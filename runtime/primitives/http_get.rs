@@ -41,8 +41,13 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
 }
 
 async fn get(url: &str) -> Result<String> {
-    let remote = |message: String| Error::Remote { what: format!("GET {url}"), message };
-    let uri: hyper::Uri = url.parse().map_err(|e| Error::usage(format!("http_get: \"{url}\" is not a URL: {e}")))?;
+    let remote = |message: String| Error::Remote {
+        what: format!("GET {url}"),
+        message,
+    };
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| Error::usage(format!("http_get: \"{url}\" is not a URL: {e}")))?;
     if uri.scheme_str() != Some("http") {
         return Err(Error::usage(format!("http_get: only http:// URLs are supported, got \"{url}\"")));
     }

@@ -28,7 +28,12 @@ let cp = cluster(input("CTX_CONTROL_PLANE_CLUSTER"));
 fn register(engine: &mut Engine, session: &Arc<Session>) {
     let s = session.clone();
     engine.register_fn("input", move |name: &str| -> Result<String, Box<EvalAltResult>> {
-        s.input(name).ok_or_else(|| to_rhai(Error::MissingInput { names: name.to_string(), first: name.to_string() }))
+        s.input(name).ok_or_else(|| {
+            to_rhai(Error::MissingInput {
+                names: name.to_string(),
+                first: name.to_string(),
+            })
+        })
     });
     let s = session.clone();
     engine.register_fn("input", move |name: &str, default: Dynamic| -> Dynamic {

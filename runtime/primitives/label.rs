@@ -14,7 +14,10 @@ use crate::session::{ClusterHandle, Session};
 
 pub const PRIMITIVE: Primitive = Primitive {
     name: "label",
-    signatures: &["cp.label(resource, map) -> string", "cp.label(resource, map, #{namespace}) -> string"],
+    signatures: &[
+        "cp.label(resource, map) -> string",
+        "cp.label(resource, map, #{namespace}) -> string",
+    ],
     doc: r#"
 Sets labels on an object (`TYPE/NAME`), like `kubectl label --overwrite`; a value of `()` removes the key.
 Returns `configured`, or `unchanged` when the object already has them (reruns change nothing).

@@ -91,7 +91,10 @@ mod tests {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
         let start = readme.find(BEGIN).expect("README has the BEGIN PRIMITIVES marker") + BEGIN.len();
         let end = readme.find(END).expect("README has the END PRIMITIVES marker");
-        assert!(readme[start..end] == reference(), "README reference is stale: run scripts/update-readme.sh");
+        assert!(
+            readme[start..end] == reference(),
+            "README reference is stale: run scripts/update-readme.sh"
+        );
     }
 
     #[test]

@@ -27,38 +27,51 @@ parallel([|| cp.wait("istio/external-istiod"), || dp.wait("istio/external-istiod
 };
 
 fn register(engine: &mut Engine, _session: &Arc<Session>) {
-    engine.register_fn("parallel", |ctx: NativeCallContext, closures: Array| -> Result<Array, Box<EvalAltResult>> {
-        let closures: Vec<FnPtr> = closures
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let type_name = c.type_name();
-                c.try_cast::<FnPtr>().ok_or_else(|| {
-                    to_rhai(Error::usage(format!("parallel takes an array of closures (|| ...); item {i} is {type_name}")))
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        // Captured variables are shared cells that Rhai locks on every use:
-        // two threads using the same captured `cp` would collide ("data race").
-        // Each closure gets its own snapshot instead (hence read-only).
-        let closures: Vec<FnPtr> = closures
-            .into_iter()
-            .map(|mut f| {
-                let snapshot: Vec<Dynamic> = f.iter_curry().map(Dynamic::flatten_clone).collect();
-                f.set_curry(snapshot);
-                f
-            })
-            .collect();
-        // Threads, not tasks: Rhai is synchronous, and each primitive blocks
-        // on the shared async runtime through the bridge.
-        let results: Vec<Result<Dynamic, Box<EvalAltResult>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                closures.iter().map(|f| scope.spawn(|| f.call_within_context::<Dynamic>(&ctx, ()))).collect();
-            handles
+    engine.register_fn(
+        "parallel",
+        |ctx: NativeCallContext, closures: Array| -> Result<Array, Box<EvalAltResult>> {
+            let closures: Vec<FnPtr> = closures
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(to_rhai(Error::Thrown { message: "a parallel closure panicked".into() }))))
-                .collect()
-        });
-        results.into_iter().collect()
-    });
+                .enumerate()
+                .map(|(i, c)| {
+                    let type_name = c.type_name();
+                    c.try_cast::<FnPtr>().ok_or_else(|| {
+                        to_rhai(Error::usage(format!(
+                            "parallel takes an array of closures (|| ...); item {i} is {type_name}"
+                        )))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            // Captured variables are shared cells that Rhai locks on every use:
+            // two threads using the same captured `cp` would collide ("data race").
+            // Each closure gets its own snapshot instead (hence read-only).
+            let closures: Vec<FnPtr> = closures
+                .into_iter()
+                .map(|mut f| {
+                    let snapshot: Vec<Dynamic> = f.iter_curry().map(Dynamic::flatten_clone).collect();
+                    f.set_curry(snapshot);
+                    f
+                })
+                .collect();
+            // Threads, not tasks: Rhai is synchronous, and each primitive blocks
+            // on the shared async runtime through the bridge.
+            let results: Vec<Result<Dynamic, Box<EvalAltResult>>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = closures
+                    .iter()
+                    .map(|f| scope.spawn(|| f.call_within_context::<Dynamic>(&ctx, ())))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(to_rhai(Error::Thrown {
+                                message: "a parallel closure panicked".into(),
+                            }))
+                        })
+                    })
+                    .collect()
+            });
+            results.into_iter().collect()
+        },
+    );
 }

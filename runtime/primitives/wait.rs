@@ -15,7 +15,10 @@ use crate::session::{ClusterHandle, Session};
 
 pub const PRIMITIVE: Primitive = Primitive {
     name: "wait",
-    signatures: &["cp.wait(resource) -> map", "cp.wait(resource, #{\"for\", timeout, namespace, fail_if}) -> map"],
+    signatures: &[
+        "cp.wait(resource) -> map",
+        "cp.wait(resource, #{\"for\", timeout, namespace, fail_if}) -> map",
+    ],
     doc: r#"
 Waits until an object satisfies every condition in `"for"` (a string or an array; default
 `condition=Ready`; `for` is a Rhai keyword, so quote the key, or use its alias `wait_for`), like `kubectl wait`, by watching it
@@ -73,17 +76,33 @@ async fn wait(session: &Session, cluster: &ClusterHandle, resource: &str, opts: 
         fors.push("condition=Ready".into());
     }
     let checks = fors.iter().map(|f| Check::parse(f)).collect::<Result<Vec<_>>>()?;
-    let fail_if = crate::options::one_or_many(&opts.fail_if).iter().map(|f| Check::parse(f)).collect::<Result<Vec<_>>>()?;
+    let fail_if = crate::options::one_or_many(&opts.fail_if)
+        .iter()
+        .map(|f| Check::parse(f))
+        .collect::<Result<Vec<_>>>()?;
     let timeout = crate::options::duration(&opts.timeout, Duration::from_secs(30), "wait timeout")?;
     crate::kube::object_ref::split(resource)?;
     let client = &cluster.0;
     let started = Instant::now();
     let what = fors.join(" and ");
     if session.dry_run {
-        session.step(&client.name, "wait", resource, "skipped (dry run)", started, Some(format!("would wait for {what}")));
+        session.step(
+            &client.name,
+            "wait",
+            resource,
+            "skipped (dry run)",
+            started,
+            Some(format!("would wait for {what}")),
+        );
         return Ok(Dynamic::UNIT);
     }
-    let req = WaitRequest { resource, namespace: opts.namespace.as_deref(), checks, fail_if, timeout };
+    let req = WaitRequest {
+        resource,
+        namespace: opts.namespace.as_deref(),
+        checks,
+        fail_if,
+        timeout,
+    };
     let state = Arc::new(Mutex::new(String::new()));
     let show = |state_text: &str| {
         session.reporter.emit(Event::Progress {

@@ -17,11 +17,27 @@ pub enum Event {
         detail: Option<String>,
     },
     /// Where a long wait stands.
-    Progress { cluster: String, object: String, elapsed_ms: u128, state: String },
-    Warning { cluster: String, object: String, message: String },
+    Progress {
+        cluster: String,
+        object: String,
+        elapsed_ms: u128,
+        state: String,
+    },
+    Warning {
+        cluster: String,
+        object: String,
+        message: String,
+    },
     /// `print()` from the playbook.
-    Log { message: String },
-    Summary { ok: bool, steps: usize, changed: usize, duration_ms: u128 },
+    Log {
+        message: String,
+    },
+    Summary {
+        ok: bool,
+        steps: usize,
+        changed: usize,
+        duration_ms: u128,
+    },
     Error {
         kind: String,
         message: String,
@@ -33,7 +49,9 @@ pub enum Event {
         column: Option<usize>,
     },
     /// Watch mode: a file changed and the playbook runs again.
-    Rerun { trigger: String },
+    Rerun {
+        trigger: String,
+    },
 }
 
 impl Event {

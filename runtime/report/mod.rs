@@ -74,7 +74,11 @@ impl Reporter {
 
     /// Counts for the final summary: (steps, changed, elapsed).
     pub fn totals(&self) -> (usize, usize, std::time::Duration) {
-        (self.steps.load(Ordering::Relaxed), self.changed.load(Ordering::Relaxed), self.started.elapsed())
+        (
+            self.steps.load(Ordering::Relaxed),
+            self.changed.load(Ordering::Relaxed),
+            self.started.elapsed(),
+        )
     }
 
     pub fn is_tty(&self) -> bool {

@@ -4,7 +4,14 @@ use super::Event;
 
 pub fn render(event: &Event) -> String {
     match event {
-        Event::Step { cluster, action, object, outcome, duration_ms, detail } => {
+        Event::Step {
+            cluster,
+            action,
+            object,
+            outcome,
+            duration_ms,
+            detail,
+        } => {
             let mark = match outcome.split(' ').next().unwrap_or_default() {
                 "unchanged" | "ok" | "absent" => "✓",
                 "skipped" => "·",
@@ -19,12 +26,22 @@ pub fn render(event: &Event) -> String {
             }
             line
         }
-        Event::Progress { cluster, object, elapsed_ms, state } => {
+        Event::Progress {
+            cluster,
+            object,
+            elapsed_ms,
+            state,
+        } => {
             format!("… {cluster:<16} waiting {:<6} {object}: {state}", ms(*elapsed_ms))
         }
         Event::Warning { cluster, object, message } => format!("warning: {cluster}: {object}: {message}"),
         Event::Log { message } => message.clone(),
-        Event::Summary { ok, steps, changed, duration_ms } => {
+        Event::Summary {
+            ok,
+            steps,
+            changed,
+            duration_ms,
+        } => {
             let verdict = if *ok { "done" } else { "failed" };
             format!("{verdict}: {steps} steps, {changed} changed, in {}", ms(*duration_ms))
         }
@@ -34,7 +51,11 @@ pub fn render(event: &Event) -> String {
 }
 
 fn ms(d: u128) -> String {
-    if d < 1000 { format!("{d}ms") } else { format!("{:.1}s", d as f64 / 1000.0) }
+    if d < 1000 {
+        format!("{d}ms")
+    } else {
+        format!("{:.1}s", d as f64 / 1000.0)
+    }
 }
 
 #[cfg(test)]
@@ -51,6 +72,9 @@ mod tests {
             duration_ms: 1500,
             detail: None,
         });
-        assert!(line.contains("control-plane") && line.contains("Istio default") && line.contains("created (1.5s)"), "{line}");
+        assert!(
+            line.contains("control-plane") && line.contains("Istio default") && line.contains("created (1.5s)"),
+            "{line}"
+        );
     }
 }

@@ -37,10 +37,7 @@ pub fn watch(runtime: &tokio::runtime::Runtime, opts: RunOptions, clear: bool) -
 async fn watch_loop(opts: RunOptions, clear: bool) -> u8 {
     let (change_tx, mut changes) = unbounded_channel();
     let (done_tx, mut finished) = unbounded_channel::<Option<RunOutcome>>();
-    let (mut interrupt, mut terminate) = match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
+    let (mut interrupt, mut terminate) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
         (Ok(i), Ok(t)) => (i, t),
         (Err(e), _) | (_, Err(e)) => return fatal(format!("cannot handle Ctrl-C: {e}"), 1),
     };
@@ -51,11 +48,7 @@ async fn watch_loop(opts: RunOptions, clear: bool) -> u8 {
     let mut used = vec![opts.playbook.clone()];
     let watched = watcher.watch(&used);
     if let Some((folder, e)) = watched.failed.first() {
-        let code = if matches!(e.kind, notify::ErrorKind::PathNotFound) {
-            2
-        } else {
-            1
-        };
+        let code = if matches!(e.kind, notify::ErrorKind::PathNotFound) { 2 } else { 1 };
         return fatal(format!("cannot watch {}: {e}", folder.display()), code);
     }
     let reporter = Reporter::new(opts.output);
@@ -102,14 +95,8 @@ async fn watch_loop(opts: RunOptions, clear: bool) -> u8 {
                 // files (a syntax error stops it before its imports): keep
                 // watching what the runs before it used, so fixing any of them reruns.
                 match outcome {
-                    Some(RunOutcome {
-                        result: Ok(()),
-                        files,
-                    }) => used = files,
-                    Some(RunOutcome {
-                        result: Err(_),
-                        files,
-                    }) => {
+                    Some(RunOutcome { result: Ok(()), files }) => used = files,
+                    Some(RunOutcome { result: Err(_), files }) => {
                         for file in files {
                             if !used.contains(&file) {
                                 used.push(file);
@@ -127,17 +114,12 @@ async fn watch_loop(opts: RunOptions, clear: bool) -> u8 {
                 }
                 // A file saved after the run started, in a folder watched only
                 // now (the run had just found it), sent no event we saw.
-                let missed = started
-                    .map(|t| watched.modified_since(t))
-                    .unwrap_or_default();
+                let missed = started.map(|t| watched.modified_since(t)).unwrap_or_default();
                 plan.finished(watched.files, Instant::now());
                 plan.changed(&missed, Instant::now());
                 if opts.output == Format::Text {
                     let n = plan.watched();
-                    eprintln!(
-                        "watching {n} file{} for changes (Ctrl-C to stop)",
-                        if n == 1 { "" } else { "s" }
-                    );
+                    eprintln!("watching {n} file{} for changes (Ctrl-C to stop)", if n == 1 { "" } else { "s" });
                 }
             }
             Action::Warn(problem) => eprintln!("warning: {problem}"),
@@ -161,35 +143,23 @@ struct Run {
 }
 
 impl Run {
-    fn start(
-        opts: &RunOptions,
-        done: &UnboundedSender<Option<RunOutcome>>,
-    ) -> std::io::Result<Run> {
+    fn start(opts: &RunOptions, done: &UnboundedSender<Option<RunOutcome>>) -> std::io::Result<Run> {
         let started = SystemTime::now();
         let bridge = Bridge::new(tokio::runtime::Handle::current());
         let timer = opts.timeout.map(|after| {
             let bridge = bridge.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(after).await;
-                bridge.stop(StopReason::RunTimeout(
-                    humantime::format_duration(after).to_string(),
-                ));
+                bridge.stop(StopReason::RunTimeout(humantime::format_duration(after).to_string()));
             })
         });
         let (opts, run_bridge, done) = (opts.clone(), bridge.clone(), done.clone());
-        std::thread::Builder::new()
-            .name("playbook".into())
-            .spawn(move || {
-                // A panic is printed by the default hook; watching goes on.
-                let outcome =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| run::run(&opts, run_bridge))).ok();
-                let _ = done.send(outcome);
-            })?;
-        Ok(Run {
-            bridge,
-            timer,
-            started,
-        })
+        std::thread::Builder::new().name("playbook".into()).spawn(move || {
+            // A panic is printed by the default hook; watching goes on.
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run::run(&opts, run_bridge))).ok();
+            let _ = done.send(outcome);
+        })?;
+        Ok(Run { bridge, timer, started })
     }
 
     /// When it started.

@@ -77,15 +77,8 @@ impl Plan {
                 Some(name) => {
                     hit = true;
                     let first = self.pending.as_ref().map_or(now, |p| p.first);
-                    let trigger = self
-                        .pending
-                        .take()
-                        .map_or_else(|| name.clone(), |p| p.trigger);
-                    self.pending = Some(Pending {
-                        trigger,
-                        first,
-                        last: now,
-                    });
+                    let trigger = self.pending.take().map_or_else(|| name.clone(), |p| p.trigger);
+                    self.pending = Some(Pending { trigger, first, last: now });
                 }
                 None if self.running => {
                     self.unseen.insert(path.clone());
@@ -93,11 +86,7 @@ impl Plan {
                 None => {}
             }
         }
-        if hit && self.running {
-            Action::Cancel
-        } else {
-            Action::Idle
-        }
+        if hit && self.running { Action::Cancel } else { Action::Idle }
     }
 
     /// A run ended and used `files`; they are watched from now on.
@@ -142,17 +131,11 @@ mod tests {
     use super::*;
 
     fn files(names: &[&str]) -> Vec<WatchedFile> {
-        names
-            .iter()
-            .map(|n| (PathBuf::from(format!("/w/{n}")), n.to_string()))
-            .collect()
+        names.iter().map(|n| (PathBuf::from(format!("/w/{n}")), n.to_string())).collect()
     }
 
     fn paths(names: &[&str]) -> Vec<PathBuf> {
-        names
-            .iter()
-            .map(|n| PathBuf::from(format!("/w/{n}")))
-            .collect()
+        names.iter().map(|n| PathBuf::from(format!("/w/{n}"))).collect()
     }
 
     fn ms(n: u64) -> Duration {
@@ -171,22 +154,14 @@ mod tests {
         let t0 = Instant::now();
         let mut plan = idle(t0);
         for i in 0..5 {
-            assert!(matches!(
-                plan.changed(&paths(&["main.rhai"]), t0 + ms(i)),
-                Action::Idle
-            ));
+            assert!(matches!(plan.changed(&paths(&["main.rhai"]), t0 + ms(i)), Action::Idle));
         }
         assert_eq!(plan.deadline(), Some(t0 + ms(4) + QUIET));
         assert!(matches!(plan.due(t0 + ms(10)), Action::Idle));
-        assert!(
-            matches!(plan.due(t0 + ms(4) + QUIET), Action::Run { trigger } if trigger == "main.rhai")
-        );
+        assert!(matches!(plan.due(t0 + ms(4) + QUIET), Action::Run { trigger } if trigger == "main.rhai"));
         assert!(plan.running);
         assert_eq!(plan.deadline(), None);
-        assert!(
-            matches!(plan.due(t0 + ms(1000)), Action::Idle),
-            "one rerun per save"
-        );
+        assert!(matches!(plan.due(t0 + ms(1000)), Action::Idle), "one rerun per save");
     }
 
     #[test]
@@ -213,10 +188,7 @@ mod tests {
     fn other_files_in_the_folder_never_trigger() {
         let t0 = Instant::now();
         let mut plan = idle(t0);
-        assert!(matches!(
-            plan.changed(&paths(&["out.yaml", ".main.rhai.swp"]), t0),
-            Action::Idle
-        ));
+        assert!(matches!(plan.changed(&paths(&["out.yaml", ".main.rhai.swp"]), t0), Action::Idle));
         assert_eq!(plan.deadline(), None);
     }
 
@@ -227,33 +199,19 @@ mod tests {
         plan.changed(&paths(&["main.rhai"]), t0);
         assert!(matches!(plan.due(t0 + QUIET), Action::Run { .. }));
         // Edited again while that run waits.
-        assert!(matches!(
-            plan.changed(&paths(&["lib.rhai"]), t0 + ms(200)),
-            Action::Cancel
-        ));
-        assert_eq!(
-            plan.deadline(),
-            None,
-            "no rerun before the cancelled run has stopped"
-        );
+        assert!(matches!(plan.changed(&paths(&["lib.rhai"]), t0 + ms(200)), Action::Cancel));
+        assert_eq!(plan.deadline(), None, "no rerun before the cancelled run has stopped");
         plan.finished(files(&["main.rhai", "lib.rhai"]), t0 + ms(210));
-        assert!(
-            matches!(plan.due(t0 + ms(200) + QUIET), Action::Run { trigger } if trigger == "lib.rhai")
-        );
+        assert!(matches!(plan.due(t0 + ms(200) + QUIET), Action::Run { trigger } if trigger == "lib.rhai"));
     }
 
     #[test]
     fn a_module_edited_while_the_run_first_imports_it_reruns() {
         let t0 = Instant::now();
         let mut plan = Plan::new(files(&["main.rhai"]));
-        assert!(matches!(
-            plan.changed(&paths(&["lib.rhai", "notes.txt"]), t0),
-            Action::Idle
-        ));
+        assert!(matches!(plan.changed(&paths(&["lib.rhai", "notes.txt"]), t0), Action::Idle));
         plan.finished(files(&["main.rhai", "lib.rhai"]), t0 + ms(5));
-        assert!(
-            matches!(plan.due(t0 + ms(5) + QUIET), Action::Run { trigger } if trigger == "lib.rhai")
-        );
+        assert!(matches!(plan.due(t0 + ms(5) + QUIET), Action::Run { trigger } if trigger == "lib.rhai"));
     }
 
     #[test]
@@ -272,10 +230,7 @@ mod tests {
         plan.changed(&paths(&["main.rhai"]), t0);
         assert!(matches!(plan.due(t0 + QUIET), Action::Run { .. }));
         plan.finished(files(&["main.rhai"]), t0 + ms(100));
-        assert!(matches!(
-            plan.changed(&paths(&["lib.rhai"]), t0 + ms(200)),
-            Action::Idle
-        ));
+        assert!(matches!(plan.changed(&paths(&["lib.rhai"]), t0 + ms(200)), Action::Idle));
         assert_eq!(plan.deadline(), None);
         assert_eq!(plan.watched(), 1);
     }

@@ -65,12 +65,7 @@ impl FileWatcher {
                 Err(e) => watched.failed.push((folder.clone(), e)),
             }
         }
-        for folder in self
-            .folders
-            .difference(&wanted)
-            .cloned()
-            .collect::<Vec<_>>()
-        {
+        for folder in self.folders.difference(&wanted).cloned().collect::<Vec<_>>() {
             // A folder that vanished has no watch left to remove.
             let _ = self.inner.unwatch(&folder);
             self.folders.remove(&folder);
@@ -92,16 +87,8 @@ pub struct Watched {
 impl Watched {
     /// The unseen files modified since `since`: changes the run may not have read.
     pub fn modified_since(&self, since: SystemTime) -> Vec<PathBuf> {
-        let modified = |p: &PathBuf| {
-            std::fs::metadata(p)
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t >= since)
-        };
-        self.unseen
-            .iter()
-            .filter(|p| modified(p))
-            .cloned()
-            .collect()
+        let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+        self.unseen.iter().filter(|p| modified(p)).cloned().collect()
     }
 }
 
@@ -138,23 +125,13 @@ mod tests {
 
     #[test]
     fn writes_renames_and_removals_count_reads_do_not() {
-        assert!(counts(&EventKind::Modify(ModifyKind::Data(
-            DataChange::Any
-        ))));
+        assert!(counts(&EventKind::Modify(ModifyKind::Data(DataChange::Any))));
         assert!(counts(&EventKind::Modify(ModifyKind::Name(RenameMode::To))));
         assert!(counts(&EventKind::Create(CreateKind::File)));
-        assert!(counts(&EventKind::Access(AccessKind::Close(
-            AccessMode::Write
-        ))));
-        assert!(!counts(&EventKind::Access(AccessKind::Open(
-            AccessMode::Any
-        ))));
-        assert!(!counts(&EventKind::Access(AccessKind::Close(
-            AccessMode::Read
-        ))));
-        assert!(!counts(&EventKind::Modify(ModifyKind::Metadata(
-            MetadataKind::Any
-        ))));
+        assert!(counts(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(!counts(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!counts(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(!counts(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any))));
     }
 
     #[test]
@@ -164,10 +141,7 @@ mod tests {
         std::fs::create_dir(real.join("lib")).unwrap();
         let through_dots = real.join("lib").join("..").join("main.rhai");
         assert_eq!(absolute(&through_dots), real.join("main.rhai"));
-        assert_eq!(
-            absolute(&real.join("missing").join("x.rhai")),
-            real.join("missing").join("x.rhai")
-        );
+        assert_eq!(absolute(&real.join("missing").join("x.rhai")), real.join("missing").join("x.rhai"));
     }
 
     #[test]
@@ -182,9 +156,6 @@ mod tests {
         assert_eq!(watched.modified_since(before), vec![absolute(&file)]);
         let later = SystemTime::now() + std::time::Duration::from_secs(60);
         assert!(watched.modified_since(later).is_empty());
-        assert!(
-            watcher.watch(&[file]).unseen.is_empty(),
-            "its folder is watched already"
-        );
+        assert!(watcher.watch(&[file]).unseen.is_empty(), "its folder is watched already");
     }
 }

@@ -18,7 +18,12 @@ fn help_teaches_with_examples_and_exit_codes() {
         .stdout_contains("mesh-run playbooks/external.rhai")
         .stdout_contains("mesh-run sandbox")
         .stdout_contains("Exit codes: 0 success, 1 the playbook failed, 2 usage or script error, 130 interrupted.");
-    Test::new().args(["run", "--help"]).run().status(0).stdout_contains("--set <KEY=VALUE>").stdout_contains("--dry-run");
+    Test::new()
+        .args(["run", "--help"])
+        .run()
+        .status(0)
+        .stdout_contains("--set <KEY=VALUE>")
+        .stdout_contains("--dry-run");
 }
 
 #[test]
@@ -53,7 +58,17 @@ fn check_reports_a_syntax_error_in_an_imported_module() {
 fn doc_lists_every_primitive() {
     let out = Test::new().args(["doc"]).run();
     out.status(0);
-    for name in ["cluster", "apply", "apply_file", "wait", "get_jsonpath", "create_remote_secret", "ensure_namespace", "exec", "parallel"] {
+    for name in [
+        "cluster",
+        "apply",
+        "apply_file",
+        "wait",
+        "get_jsonpath",
+        "create_remote_secret",
+        "ensure_namespace",
+        "exec",
+        "parallel",
+    ] {
         out.stdout_contains(&format!("### `{name}`"));
     }
 }
@@ -61,13 +76,26 @@ fn doc_lists_every_primitive() {
 #[test]
 fn usage_errors_exit_2() {
     Test::new().run().status(2).stderr_contains("<PLAYBOOK>");
-    Test::new().args(["p.rhai", "--set", "NOEQUALS"]).run().status(2).stderr_contains("expected KEY=VALUE");
-    Test::new().args(["missing.rhai"]).run().status(2).stderr_contains("cannot read playbook missing.rhai");
+    Test::new()
+        .args(["p.rhai", "--set", "NOEQUALS"])
+        .run()
+        .status(2)
+        .stderr_contains("expected KEY=VALUE");
+    Test::new()
+        .args(["missing.rhai"])
+        .run()
+        .status(2)
+        .stderr_contains("cannot read playbook missing.rhai");
 }
 
 #[test]
 fn the_script_engine_is_sandboxed() {
-    Test::new().playbook("p.rhai", "eval(\"1 + 1\");\n").args(["p.rhai"]).run().status(2).stderr_contains("error[script]");
+    Test::new()
+        .playbook("p.rhai", "eval(\"1 + 1\");\n")
+        .args(["p.rhai"])
+        .run()
+        .status(2)
+        .stderr_contains("error[script]");
     Test::new()
         .playbook("p.rhai", "let x = 0;\nloop { x += 1; }\n")
         .args(["p.rhai"])

@@ -33,20 +33,11 @@ async fn external_procedure_then_rerun_verify_and_teardown() {
     eprintln!("external.rhai: {:?}", started.elapsed());
     assert_external_objects(sandbox, &api_server).await;
 
-    let rerun = run(
-        sandbox,
-        "external.rhai",
-        &inputs(&api_server),
-        &["--output", "json"],
-    );
+    let rerun = run(sandbox, "external.rhai", &inputs(&api_server), &["--output", "json"]);
     rerun.status(0);
     let changed = changed_steps(&rerun);
     assert!(changed.is_empty(), "a rerun changed: {changed:#?}");
-    assert!(
-        rerun.stdout.contains(r#""outcome":"unchanged""#),
-        "{}",
-        rerun.stdout
-    );
+    assert!(rerun.stdout.contains(r#""outcome":"unchanged""#), "{}", rerun.stdout);
 
     verify_applies_as_the_seed_and_explains_the_pod_wait(sandbox).await;
 
@@ -85,23 +76,14 @@ fn broken_order_fails_with_the_timeout_explanation(sandbox: &SandboxHandle) {
         .args(["run", "broken.rhai"])
         .run();
     out.status(1)
-        .stderr_contains(
-            "error[timeout]: timed out after 5s waiting for Istio external-istiod on data-plane",
-        )
+        .stderr_contains("error[timeout]: timed out after 5s waiting for Istio external-istiod on data-plane")
         .stderr_contains("RemoteIstiodNotReady")
         .stderr_contains("broken.rhai:10:");
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
 }
 
 async fn assert_external_objects(sandbox: &SandboxHandle, api_server: &str) {
-    let (cp, dp) = (
-        sandbox.client("control-plane").await,
-        sandbox.client("data-plane").await,
-    );
+    let (cp, dp) = (sandbox.client("control-plane").await, sandbox.client("data-plane").await);
     let address = ingress_address(&cp, "istio-system").await;
     let xds = format!("{address}:15012");
 
@@ -109,10 +91,7 @@ async fn assert_external_objects(sandbox: &SandboxHandle, api_server: &str) {
     let default = sail_object(&cp, "Istio", "istios", "default").await;
     assert_eq!(default["spec"]["namespace"], "istio-system");
     assert_eq!(default["spec"]["version"], "v1.24.3");
-    assert_eq!(
-        default["spec"]["values"],
-        json!({"global": {"network": "network1"}})
-    );
+    assert_eq!(default["spec"]["values"], json!({"global": {"network": "network1"}}));
     assert!(default["spec"].get("value").is_none());
 
     // Step 6: the remote Istio of the config cluster.
@@ -176,28 +155,14 @@ async fn assert_external_objects(sandbox: &SandboxHandle, api_server: &str) {
     );
 
     // Step 8.6, as in the seed.
-    let gateway = networking_object(
-        &cp,
-        "Gateway",
-        "gateways",
-        "external-istiod",
-        "external-istiod-gw",
-    )
-    .await;
+    let gateway = networking_object(&cp, "Gateway", "gateways", "external-istiod", "external-istiod-gw").await;
     let passthrough = |number: u16, name: &str| json!({"port": {"number": number, "protocol": "tls", "name": name}, "tls": {"mode": "PASSTHROUGH"}, "hosts": ["*"]});
     assert_eq!(
         gateway["spec"],
         json!({"selector": {"istio": "ingressgateway"},
                "servers": [passthrough(15012, "tls-XDS"), passthrough(15017, "tls-WEBHOOK")]})
     );
-    let vs = networking_object(
-        &cp,
-        "VirtualService",
-        "virtualservices",
-        "external-istiod",
-        "external-istiod-vs",
-    )
-    .await;
+    let vs = networking_object(&cp, "VirtualService", "virtualservices", "external-istiod", "external-istiod-vs").await;
     let route = |port: u16, to: u16| {
         json!({"match": [{"port": port, "sniHosts": ["*"]}],
                "route": [{"destination": {"host": "istiod-external-istiod.external-istiod.svc.cluster.local",
@@ -210,14 +175,8 @@ async fn assert_external_objects(sandbox: &SandboxHandle, api_server: &str) {
 
     // Steps 8.7-8.9: all three waits satisfied.
     assert_eq!(ready(&external), "True");
-    assert_eq!(
-        ready(&sail_object(&dp, "Istio", "istios", "external-istiod").await),
-        "True"
-    );
-    assert_eq!(
-        ready(&sail_object(&dp, "IstioCNI", "istiocnis", "default").await),
-        "True"
-    );
+    assert_eq!(ready(&sail_object(&dp, "Istio", "istios", "external-istiod").await), "True");
+    assert_eq!(ready(&sail_object(&dp, "IstioCNI", "istiocnis", "default").await), "True");
 }
 
 /// verify.rhai applies what the seed's `oc apply -l ... -n sample` commands
@@ -227,32 +186,19 @@ async fn verify_applies_as_the_seed_and_explains_the_pod_wait(sandbox: &SandboxH
     let out = run(
         sandbox,
         "verify.rhai",
-        &[
-            ("CTX_DATA_PLANE_CLUSTER", "data-plane"),
-            ("POD_TIMEOUT", "3s"),
-        ],
+        &[("CTX_DATA_PLANE_CLUSTER", "data-plane"), ("POD_TIMEOUT", "3s")],
         &[],
     );
     out.status(1)
         .stderr_contains("no pod of deployment sample/helloworld-v1 became ready within 3s")
         .stderr_contains("a cluster without nodes cannot run pods")
         .stderr_contains("MinimumReplicasUnavailable");
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
 
     let dp = sandbox.client("data-plane").await;
-    let ns = Api::<Namespace>::all(dp.clone())
-        .get("sample")
-        .await
-        .expect("namespace sample");
+    let ns = Api::<Namespace>::all(dp.clone()).get("sample").await.expect("namespace sample");
     let labels = ns.metadata.labels.unwrap_or_default();
-    assert_eq!(
-        labels.get("istio.io/rev").map(String::as_str),
-        Some("external-istiod")
-    );
+    assert_eq!(labels.get("istio.io/rev").map(String::as_str), Some("external-istiod"));
 
     let names = |items: Vec<String>| {
         let mut items = items;
@@ -264,13 +210,7 @@ async fn verify_applies_as_the_seed_and_explains_the_pod_wait(sandbox: &SandboxH
         .await
         .unwrap();
     assert_eq!(
-        names(
-            services
-                .items
-                .into_iter()
-                .filter_map(|s| s.metadata.name)
-                .collect()
-        ),
+        names(services.items.into_iter().filter_map(|s| s.metadata.name).collect()),
         ["helloworld", "sleep"],
         "helloworld's Service from `-l service=helloworld`, sleep's from sleep.yaml"
     );
@@ -279,13 +219,7 @@ async fn verify_applies_as_the_seed_and_explains_the_pod_wait(sandbox: &SandboxH
         .await
         .unwrap();
     assert_eq!(
-        names(
-            deployments
-                .items
-                .into_iter()
-                .filter_map(|d| d.metadata.name)
-                .collect()
-        ),
+        names(deployments.items.into_iter().filter_map(|d| d.metadata.name).collect()),
         ["helloworld-v1", "sleep"],
         "only v1 from `-l version=v1`, no helloworld-v2"
     );

@@ -20,19 +20,14 @@ mod multi_mesh;
 
 /// Runs `playbooks/<name>` of this repository with `--set KEY=VALUE` inputs.
 fn run(sandbox: &SandboxHandle, name: &str, sets: &[(&str, &str)], extra: &[&str]) -> Output {
-    let playbook = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("playbooks")
-        .join(name);
+    let playbook = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("playbooks").join(name);
     let mut args = vec!["run".to_string(), playbook.display().to_string()];
     for (key, value) in sets {
         args.push("--set".into());
         args.push(format!("{key}={value}"));
     }
     args.extend(extra.iter().map(|a| a.to_string()));
-    Test::new()
-        .kubeconfig(sandbox.kubeconfig())
-        .args(args)
-        .run()
+    Test::new().kubeconfig(sandbox.kubeconfig()).args(args).run()
 }
 
 /// Every `step` event of a `--output json` run that changed something or failed.
@@ -46,43 +41,24 @@ fn changed_steps(out: &Output) -> Vec<Value> {
 }
 
 fn sail(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("sailoperator.io", "v1", kind),
-        plural,
-    )
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("sailoperator.io", "v1", kind), plural)
 }
 
 fn networking(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("networking.istio.io", "v1", kind),
-        plural,
-    )
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("networking.istio.io", "v1", kind), plural)
 }
 
 /// A cluster-scoped Sail resource (`Istio`/`IstioCNI`), as JSON.
 async fn sail_object(client: &kube::Client, kind: &str, plural: &str, name: &str) -> Value {
     let api = Api::<DynamicObject>::all_with(client.clone(), &sail(kind, plural));
-    let object = api
-        .get(name)
-        .await
-        .unwrap_or_else(|e| panic!("{kind} {name}: {e}"));
+    let object = api.get(name).await.unwrap_or_else(|e| panic!("{kind} {name}: {e}"));
     serde_json::to_value(object).unwrap()
 }
 
 /// An Istio networking object (`Gateway`/`VirtualService`) in `namespace`.
-async fn networking_object(
-    client: &kube::Client,
-    kind: &str,
-    plural: &str,
-    namespace: &str,
-    name: &str,
-) -> Value {
-    let api =
-        Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &networking(kind, plural));
-    let object = api
-        .get(name)
-        .await
-        .unwrap_or_else(|e| panic!("{kind} {namespace}/{name}: {e}"));
+async fn networking_object(client: &kube::Client, kind: &str, plural: &str, namespace: &str, name: &str) -> Value {
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &networking(kind, plural));
+    let object = api.get(name).await.unwrap_or_else(|e| panic!("{kind} {namespace}/{name}: {e}"));
     serde_json::to_value(object).unwrap()
 }
 
@@ -98,19 +74,13 @@ fn ready(object: &Value) -> &str {
 /// The LoadBalancer address of `istio-ingressgateway` in `namespace`.
 async fn ingress_address(client: &kube::Client, namespace: &str) -> String {
     let api = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), namespace);
-    let svc = api
-        .get("istio-ingressgateway")
-        .await
-        .expect("ingress gateway Service");
+    let svc = api.get("istio-ingressgateway").await.expect("ingress gateway Service");
     let ingress = svc
         .status
         .and_then(|s| s.load_balancer)
         .and_then(|lb| lb.ingress)
         .unwrap_or_default();
-    ingress
-        .first()
-        .and_then(|i| i.ip.clone())
-        .expect("a LoadBalancer address")
+    ingress.first().and_then(|i| i.ip.clone()).expect("a LoadBalancer address")
 }
 
 /// The API server URL of `context` in the sandbox's kubeconfig.
@@ -140,31 +110,18 @@ async fn assert_remote_secret(
         .await
         .unwrap_or_else(|e| panic!("Secret {namespace}/{name}: {e}"));
     let labels = secret.metadata.labels.clone().unwrap_or_default();
-    assert_eq!(
-        labels.get("istio/multiCluster").map(String::as_str),
-        Some("true"),
-        "{name}"
-    );
+    assert_eq!(labels.get("istio/multiCluster").map(String::as_str), Some("true"), "{name}");
     let annotations = secret.metadata.annotations.clone().unwrap_or_default();
     assert_eq!(
-        annotations
-            .get("networking.istio.io/cluster")
-            .map(String::as_str),
+        annotations.get("networking.istio.io/cluster").map(String::as_str),
         Some(cluster_name),
         "{name}"
     );
     let data = secret.data.unwrap_or_default();
-    assert_eq!(
-        data.keys().collect::<Vec<_>>(),
-        vec![key],
-        "{name}: one key, the kubeconfig"
-    );
+    assert_eq!(data.keys().collect::<Vec<_>>(), vec![key], "{name}: one key, the kubeconfig");
     let text = String::from_utf8(data[key].0.clone()).unwrap();
     let kubeconfig: Value = serde_saphyr::from_str(&text).unwrap();
-    assert_eq!(
-        kubeconfig["clusters"][0]["cluster"]["server"], server,
-        "{name}"
-    );
+    assert_eq!(kubeconfig["clusters"][0]["cluster"]["server"], server, "{name}");
 
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &text).unwrap();
@@ -172,19 +129,11 @@ async fn assert_remote_secret(
         .arg("--kubeconfig")
         .arg(file.path())
         .env_remove("KUBECONFIG")
-        .args([
-            "auth",
-            "whoami",
-            "-o",
-            "jsonpath={.status.userInfo.username}",
-        ])
+        .args(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
         .output()
         .expect("run kubectl");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "kubectl auth whoami with {name}'s kubeconfig: {stderr}"
-    );
+    assert!(out.status.success(), "kubectl auth whoami with {name}'s kubeconfig: {stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), user, "{name}");
 }
 
@@ -194,16 +143,10 @@ async fn leftovers(client: &kube::Client) -> Vec<String> {
     for (kind, plural) in [("Istio", "istios"), ("IstioCNI", "istiocnis")] {
         let api = Api::<DynamicObject>::all_with(client.clone(), &sail(kind, plural));
         for object in api.list(&Default::default()).await.unwrap() {
-            found.push(format!(
-                "{kind} {}",
-                object.metadata.name.unwrap_or_default()
-            ));
+            found.push(format!("{kind} {}", object.metadata.name.unwrap_or_default()));
         }
     }
-    let namespaces = Api::<Namespace>::all(client.clone())
-        .list(&Default::default())
-        .await
-        .unwrap();
+    let namespaces = Api::<Namespace>::all(client.clone()).list(&Default::default()).await.unwrap();
     for ns in namespaces {
         let name = ns.metadata.name.unwrap_or_default();
         let ours = ["istio-system", "istio-cni", "external-istiod", "sample"]
@@ -218,19 +161,11 @@ async fn leftovers(client: &kube::Client) -> Vec<String> {
 
 /// Runs teardown.rhai and checks that no cluster keeps anything; a second
 /// run finds everything absent and succeeds.
-async fn assert_teardown_leaves_nothing(
-    sandbox: &SandboxHandle,
-    contexts: &[&str],
-    sets: &[(&str, &str)],
-) {
-    run(sandbox, "teardown.rhai", sets, &[])
-        .status(0)
-        .stdout_contains("deleted");
+async fn assert_teardown_leaves_nothing(sandbox: &SandboxHandle, contexts: &[&str], sets: &[(&str, &str)]) {
+    run(sandbox, "teardown.rhai", sets, &[]).status(0).stdout_contains("deleted");
     for context in contexts {
         let left = leftovers(&sandbox.client(context).await).await;
         assert!(left.is_empty(), "teardown left on {context}: {left:?}");
     }
-    run(sandbox, "teardown.rhai", sets, &[])
-        .status(0)
-        .stdout_lacks("deleted");
+    run(sandbox, "teardown.rhai", sets, &[]).status(0).stdout_lacks("deleted");
 }

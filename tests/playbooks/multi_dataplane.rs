@@ -11,10 +11,7 @@ use super::*;
 use crate::support;
 
 const CLUSTERS: &[&str] = &["cp", "dp1", "dp2", "dp3"];
-const INPUTS: &[(&str, &str)] = &[
-    ("CTX_CONTROL_PLANE_CLUSTER", "cp"),
-    ("CTX_DATA_PLANE_CLUSTERS", "dp1,dp2,dp3"),
-];
+const INPUTS: &[(&str, &str)] = &[("CTX_CONTROL_PLANE_CLUSTER", "cp"), ("CTX_DATA_PLANE_CLUSTERS", "dp1,dp2,dp3")];
 
 #[tokio::test]
 async fn one_control_plane_three_data_planes_then_teardown() {
@@ -27,10 +24,7 @@ async fn one_control_plane_three_data_planes_then_teardown() {
     let address = ingress_address(&cp, "istio-system").await;
     let external = sail_object(&cp, "Istio", "istios", "external-istiod").await;
     // The external istiod keeps the config cluster's ID.
-    assert_eq!(
-        external["spec"]["values"]["pilot"]["env"]["CLUSTER_ID"],
-        "cluster1"
-    );
+    assert_eq!(external["spec"]["values"]["pilot"]["env"]["CLUSTER_ID"], "cluster1");
     assert_eq!(ready(&external), "True");
 
     // The config cluster: as in external.rhai.
@@ -50,15 +44,10 @@ async fn one_control_plane_three_data_planes_then_teardown() {
 
     for (context, name) in [("dp2", "cluster2"), ("dp3", "cluster3")] {
         let dp = sandbox.client(context).await;
-        let ns = Api::<Namespace>::all(dp.clone())
-            .get("external-istiod")
-            .await
-            .unwrap();
+        let ns = Api::<Namespace>::all(dp.clone()).get("external-istiod").await.unwrap();
         let annotations = ns.metadata.annotations.unwrap_or_default();
         assert_eq!(
-            annotations
-                .get("topology.istio.io/controlPlaneClusters")
-                .map(String::as_str),
+            annotations.get("topology.istio.io/controlPlaneClusters").map(String::as_str),
             Some("cluster1"),
             "{context}"
         );
@@ -91,12 +80,7 @@ async fn one_control_plane_three_data_planes_then_teardown() {
         .await;
     }
 
-    let rerun = run(
-        sandbox,
-        "external-multi-dataplane.rhai",
-        INPUTS,
-        &["--output", "json"],
-    );
+    let rerun = run(sandbox, "external-multi-dataplane.rhai", INPUTS, &["--output", "json"]);
     rerun.status(0);
     let changed = changed_steps(&rerun);
     assert!(changed.is_empty(), "a rerun changed: {changed:#?}");

@@ -10,10 +10,7 @@ use super::*;
 use crate::support;
 
 const CLUSTERS: &[&str] = &["cp", "dp1", "dp2"];
-const INPUTS: &[(&str, &str)] = &[
-    ("CTX_CONTROL_PLANE_CLUSTER", "cp"),
-    ("CTX_DATA_PLANE_CLUSTERS", "dp1,dp2"),
-];
+const INPUTS: &[(&str, &str)] = &[("CTX_CONTROL_PLANE_CLUSTER", "cp"), ("CTX_DATA_PLANE_CLUSTERS", "dp1,dp2")];
 
 #[tokio::test]
 async fn two_meshes_on_one_control_plane_then_teardown() {
@@ -27,23 +24,13 @@ async fn two_meshes_on_one_control_plane_then_teardown() {
         ingress_address(&cp, "istio-system").await,
         ingress_address(&cp, "istio-system-m2").await,
     ];
-    assert_ne!(
-        addresses[0], addresses[1],
-        "each mesh has its own ingress address"
-    );
+    assert_ne!(addresses[0], addresses[1], "each mesh has its own ingress address");
     // One ingress Istio for the cluster, shared by both meshes' gateways.
     let default = sail_object(&cp, "Istio", "istios", "default").await;
     assert_eq!(default["spec"]["namespace"], "istio-system");
 
     let meshes = [
-        (
-            "external-istiod",
-            "istio-system",
-            "ingressgateway",
-            "dp1",
-            "cluster1",
-            "mesh1",
-        ),
+        ("external-istiod", "istio-system", "ingressgateway", "dp1", "cluster1", "mesh1"),
         (
             "external-istiod-m2",
             "istio-system-m2",
@@ -53,18 +40,13 @@ async fn two_meshes_on_one_control_plane_then_teardown() {
             "mesh2",
         ),
     ];
-    for ((rev, gateway_ns, label, context, cluster, mesh_id), address) in
-        meshes.into_iter().zip(&addresses)
-    {
+    for ((rev, gateway_ns, label, context, cluster, mesh_id), address) in meshes.into_iter().zip(&addresses) {
         let xds = format!("{address}:15012");
         let external = sail_object(&cp, "Istio", "istios", rev).await;
         let values = &external["spec"]["values"];
         assert_eq!(external["spec"]["namespace"], rev);
         assert_eq!(values["meshConfig"]["rootNamespace"], rev);
-        assert_eq!(
-            values["meshConfig"]["defaultConfig"]["discoveryAddress"],
-            xds.as_str()
-        );
+        assert_eq!(values["meshConfig"]["defaultConfig"]["discoveryAddress"], xds.as_str());
         assert_eq!(values["global"]["caAddress"], xds.as_str());
         assert_eq!(values["global"]["meshID"], mesh_id);
         assert_eq!(values["global"]["multiCluster"]["clusterName"], cluster);
@@ -77,31 +59,16 @@ async fn two_meshes_on_one_control_plane_then_teardown() {
             values["pilot"]["env"]["VALIDATION_WEBHOOK_CONFIG_NAME"],
             format!("istio-validator-{rev}-{rev}")
         );
-        assert_eq!(
-            values["pilot"]["volumes"][0]["configMap"]["name"],
-            format!("istio-{rev}")
-        );
+        assert_eq!(values["pilot"]["volumes"][0]["configMap"]["name"], format!("istio-{rev}"));
         assert_eq!(
             values["pilot"]["volumes"][1]["configMap"]["name"],
             format!("istio-sidecar-injector-{rev}")
         );
         assert_eq!(ready(&external), "True", "{rev}");
 
-        let gateway =
-            networking_object(&cp, "Gateway", "gateways", rev, &format!("{rev}-gw")).await;
-        assert_eq!(
-            gateway["spec"]["selector"],
-            json!({"istio": label}),
-            "{rev}: its own ingress"
-        );
-        let vs = networking_object(
-            &cp,
-            "VirtualService",
-            "virtualservices",
-            rev,
-            &format!("{rev}-vs"),
-        )
-        .await;
+        let gateway = networking_object(&cp, "Gateway", "gateways", rev, &format!("{rev}-gw")).await;
+        assert_eq!(gateway["spec"]["selector"], json!({"istio": label}), "{rev}: its own ingress");
+        let vs = networking_object(&cp, "VirtualService", "virtualservices", rev, &format!("{rev}-vs")).await;
         assert_eq!(vs["spec"]["gateways"], json!([format!("{rev}-gw")]));
         for route in vs["spec"]["tls"].as_array().unwrap() {
             assert_eq!(
@@ -110,8 +77,7 @@ async fn two_meshes_on_one_control_plane_then_teardown() {
             );
         }
         if gateway_ns != "istio-system" {
-            let deployments =
-                Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(cp.clone(), gateway_ns);
+            let deployments = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(cp.clone(), gateway_ns);
             let gw = deployments
                 .get("istio-ingressgateway")
                 .await
@@ -123,10 +89,7 @@ async fn two_meshes_on_one_control_plane_then_teardown() {
         let dp = sandbox.client(context).await;
         let remote = sail_object(&dp, "Istio", "istios", rev).await;
         assert_eq!(remote["spec"]["namespace"], rev);
-        assert_eq!(
-            remote["spec"]["values"]["global"]["remotePilotAddress"],
-            address.as_str()
-        );
+        assert_eq!(remote["spec"]["values"]["global"]["remotePilotAddress"], address.as_str());
         assert_eq!(
             remote["spec"]["values"]["pilot"]["istiodRemote"]["injectionPath"],
             format!("/inject/cluster/{cluster}/net/network1")
@@ -148,12 +111,7 @@ async fn two_meshes_on_one_control_plane_then_teardown() {
         .await;
     }
 
-    let rerun = run(
-        sandbox,
-        "external-multi-mesh.rhai",
-        INPUTS,
-        &["--output", "json"],
-    );
+    let rerun = run(sandbox, "external-multi-mesh.rhai", INPUTS, &["--output", "json"]);
     rerun.status(0);
     let changed = changed_steps(&rerun);
     assert!(changed.is_empty(), "a rerun changed: {changed:#?}");

@@ -22,12 +22,37 @@ print(`outcome=${{r[0].outcome}} kind=${{r[0].kind}} ns=${{r[0].namespace}}`);
 "#
         )
     };
-    mesh(&playbook("one")).status(0).stdout_contains("outcome=created kind=ConfigMap ns=prim-apply");
-    assert_eq!(kubectl("control-plane", &["get", "cm", "settings", "-n", "prim-apply", "-o", "jsonpath={.data.mode}"]), "one");
+    mesh(&playbook("one"))
+        .status(0)
+        .stdout_contains("outcome=created kind=ConfigMap ns=prim-apply");
+    assert_eq!(
+        kubectl(
+            "control-plane",
+            &["get", "cm", "settings", "-n", "prim-apply", "-o", "jsonpath={.data.mode}"]
+        ),
+        "one"
+    );
     mesh(&playbook("one")).status(0).stdout_contains("outcome=unchanged");
     mesh(&playbook("two")).status(0).stdout_contains("outcome=configured");
-    assert_eq!(kubectl("control-plane", &["get", "cm", "settings", "-n", "prim-apply", "-o", "jsonpath={.data.mode}"]), "two");
-    let managers = kubectl("control-plane", &["get", "cm", "settings", "-n", "prim-apply", "-o", "jsonpath={.metadata.managedFields[*].manager}"]);
+    assert_eq!(
+        kubectl(
+            "control-plane",
+            &["get", "cm", "settings", "-n", "prim-apply", "-o", "jsonpath={.data.mode}"]
+        ),
+        "two"
+    );
+    let managers = kubectl(
+        "control-plane",
+        &[
+            "get",
+            "cm",
+            "settings",
+            "-n",
+            "prim-apply",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ],
+    );
     assert!(managers.contains("mesh-run"), "field manager: {managers}");
 }
 
@@ -70,8 +95,16 @@ spec:
 print(cp.get_jsonpath("wd/w1", "{.spec.size}", #{ namespace: "prim-crd" }));
 "#,
     );
-    out.status(0).stdout_contains("CustomResourceDefinition widgets.example.com").stdout_contains("\n3\n");
-    assert_eq!(kubectl("control-plane", &["get", "widgets", "w1", "-n", "prim-crd", "-o", "jsonpath={.spec.size}"]), "3");
+    out.status(0)
+        .stdout_contains("CustomResourceDefinition widgets.example.com")
+        .stdout_contains("\n3\n");
+    assert_eq!(
+        kubectl(
+            "control-plane",
+            &["get", "widgets", "w1", "-n", "prim-crd", "-o", "jsonpath={.spec.size}"]
+        ),
+        "3"
+    );
 }
 
 #[test]
@@ -101,7 +134,9 @@ spec:
         );
     } else {
         // Current servers refuse it outright; the error names the field.
-        out.status(1).stderr_contains("error[rejected]").stderr_contains(".spec.value: field not declared in schema");
+        out.status(1)
+            .stderr_contains("error[rejected]")
+            .stderr_contains(".spec.value: field not declared in schema");
     }
 }
 
@@ -118,13 +153,33 @@ dp.apply_file("helloworld.yaml", #{ namespace: "prim-select", selector: "version
         &["--output", "json"],
     );
     out.status(0);
-    let applied: Vec<String> =
-        steps(&out).iter().filter(|s| s["action"] == "apply").map(|s| s["object"].as_str().unwrap().to_string()).collect();
-    assert_eq!(applied, vec!["Service prim-select/helloworld", "Deployment prim-select/helloworld-v1"]);
-    let names = kubectl("data-plane", &["get", "deploy,svc", "-n", "prim-select", "-o", "jsonpath={.items[*].metadata.name}"]);
+    let applied: Vec<String> = steps(&out)
+        .iter()
+        .filter(|s| s["action"] == "apply")
+        .map(|s| s["object"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        applied,
+        vec!["Service prim-select/helloworld", "Deployment prim-select/helloworld-v1"]
+    );
+    let names = kubectl(
+        "data-plane",
+        &["get", "deploy,svc", "-n", "prim-select", "-o", "jsonpath={.items[*].metadata.name}"],
+    );
     assert_eq!(names, "helloworld-v1 helloworld");
     // helloworld.yaml omits port protocols: filled with TCP so 1.20 accepts it.
-    let proto = kubectl("data-plane", &["get", "svc", "helloworld", "-n", "prim-select", "-o", "jsonpath={.spec.ports[0].protocol}"]);
+    let proto = kubectl(
+        "data-plane",
+        &[
+            "get",
+            "svc",
+            "helloworld",
+            "-n",
+            "prim-select",
+            "-o",
+            "jsonpath={.spec.ports[0].protocol}",
+        ],
+    );
     assert_eq!(proto, "TCP");
 }
 
@@ -144,7 +199,9 @@ spec: {minAvailable: 1, selector: {matchLabels: {app: x}}}
     );
     if is_legacy() {
         // 1.20 serves policy/v1beta1 only: a clear error, never a rewrite.
-        out.status(1).stderr_contains("error[unknown_kind]").stderr_contains("does not serve PodDisruptionBudget in policy/v1");
+        out.status(1)
+            .stderr_contains("error[unknown_kind]")
+            .stderr_contains("does not serve PodDisruptionBudget in policy/v1");
     } else {
         out.status(0);
     }
@@ -173,7 +230,10 @@ cp.wait("cm/never", #{ namespace: "prim-dry", timeout: "1s" });
         .stdout_contains("+  k: after")
         .stdout_contains("created (dry run)")
         .stdout_contains("skipped (dry run)");
-    assert_eq!(kubectl("control-plane", &["get", "cm", "c", "-n", "prim-dry", "-o", "jsonpath={.data.k}"]), "before");
+    assert_eq!(
+        kubectl("control-plane", &["get", "cm", "c", "-n", "prim-dry", "-o", "jsonpath={.data.k}"]),
+        "before"
+    );
     let out = super::kubectl_raw("control-plane", &["get", "cm", "new", "-n", "prim-dry"]);
     assert!(!out.status.success(), "dry run created an object");
 }
@@ -184,13 +244,33 @@ fn a_field_manager_conflict_names_the_fields_and_force_takes_them() {
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owned, namespace: prim-conflict}\ndata: {k: theirs}\n";
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), cm).unwrap();
-    kubectl("control-plane", &["apply", "--server-side", "--field-manager", "someone-else", "-f", file.path().to_str().unwrap()]);
+    kubectl(
+        "control-plane",
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "someone-else",
+            "-f",
+            file.path().to_str().unwrap(),
+        ],
+    );
     let playbook = |force: bool| {
         format!(
             r#"cluster("control-plane").apply(`{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {{"name": "owned", "namespace": "prim-conflict"}}, "data": {{"k": "ours"}}}}`, #{{ force: {force} }});"#
         )
     };
-    mesh(&playbook(false)).status(1).stderr_contains("error[conflict]").stderr_contains(".data.k").stderr_contains("force: true");
+    mesh(&playbook(false))
+        .status(1)
+        .stderr_contains("error[conflict]")
+        .stderr_contains(".data.k")
+        .stderr_contains("force: true");
     mesh(&playbook(true)).status(0).stdout_contains("configured");
-    assert_eq!(kubectl("control-plane", &["get", "cm", "owned", "-n", "prim-conflict", "-o", "jsonpath={.data.k}"]), "ours");
+    assert_eq!(
+        kubectl(
+            "control-plane",
+            &["get", "cm", "owned", "-n", "prim-conflict", "-o", "jsonpath={.data.k}"]
+        ),
+        "ours"
+    );
 }

@@ -18,13 +18,20 @@ let x = (;
     .stderr_contains("error[script]")
     .stderr_contains("--> p.rhai:3:")
     .stderr_contains("3 | let x = (;");
-    assert!(!kubectl_raw("control-plane", &["get", "namespace", "prim-syntax"]).status.success(), "syntax error but the cluster was touched");
+    assert!(
+        !kubectl_raw("control-plane", &["get", "namespace", "prim-syntax"]).status.success(),
+        "syntax error but the cluster was touched"
+    );
 }
 
 #[test]
 fn unknown_primitives_and_wrong_arguments_are_script_errors() {
-    mesh(r#"cluster("control-plane").aply("x");"#).status(2).stderr_contains("unknown function or wrong arguments: aply (Cluster,");
-    mesh(r#"cluster("control-plane").wait(42);"#).status(2).stderr_contains("unknown function or wrong arguments: wait (Cluster, i64)");
+    mesh(r#"cluster("control-plane").aply("x");"#)
+        .status(2)
+        .stderr_contains("unknown function or wrong arguments: aply (Cluster,");
+    mesh(r#"cluster("control-plane").wait(42);"#)
+        .status(2)
+        .stderr_contains("unknown function or wrong arguments: wait (Cluster, i64)");
 }
 
 #[test]
@@ -59,7 +66,9 @@ metadata:
 fn an_unknown_kind_says_the_crd_is_missing_and_where() {
     mesh(r#"cluster("data-plane").apply(`{"apiVersion": "example.org/v1", "kind": "Frobnicator", "metadata": {"name": "f"}}`);"#)
         .status(1)
-        .stderr_contains("error[unknown_kind]: cluster data-plane: no kind \"Frobnicator\" is registered for example.org/v1: its CRD is not installed");
+        .stderr_contains(
+            "error[unknown_kind]: cluster data-plane: no kind \"Frobnicator\" is registered for example.org/v1: its CRD is not installed",
+        );
     mesh(r#"cluster("data-plane").get("frobnicators/f");"#)
         .status(1)
         .stderr_contains("error[unknown_kind]: cluster data-plane: the server doesn't have a resource type \"frobnicators\"");
@@ -77,9 +86,17 @@ fn an_unreachable_api_server_fails_within_seconds_naming_cluster_and_url() {
     let kubeconfig = std::fs::read_to_string(sandbox().kubeconfig()).unwrap();
     // Point control-plane at a port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let server_line = kubeconfig.lines().find(|l| l.trim_start().starts_with("server:")).unwrap().trim().to_string();
+    let server_line = kubeconfig
+        .lines()
+        .find(|l| l.trim_start().starts_with("server:"))
+        .unwrap()
+        .trim()
+        .to_string();
     let broken = kubeconfig.replace(&server_line, &format!("server: https://127.0.0.1:{closed}"));
-    let test = Test::new().playbook("p.rhai", r#"for name in ["control-plane", "data-plane"] { cluster(name).ensure_namespace("prim-unreachable"); }"#);
+    let test = Test::new().playbook(
+        "p.rhai",
+        r#"for name in ["control-plane", "data-plane"] { cluster(name).ensure_namespace("prim-unreachable"); }"#,
+    );
     std::fs::write(test.dir().join("kubeconfig"), broken).unwrap();
     let path = test.dir().join("kubeconfig");
     let started = Instant::now();
@@ -111,7 +128,10 @@ let fine = input("PRIM_WITH_DEFAULT", "x");
 fn inputs_come_from_set_then_environment() {
     Test::new()
         .kubeconfig(sandbox().kubeconfig())
-        .playbook("p.rhai", r#"print(`a=${input("PRIM_A")} b=${input("PRIM_B", "default")} c=${input("PRIM_C", "dc")}`);"#)
+        .playbook(
+            "p.rhai",
+            r#"print(`a=${input("PRIM_A")} b=${input("PRIM_B", "default")} c=${input("PRIM_C", "dc")}`);"#,
+        )
         .env("PRIM_A", "from-env")
         .env("PRIM_B", "env-b")
         .args(["p.rhai", "--set", "PRIM_A=from-set"])

@@ -57,7 +57,10 @@ cp.wait("svc/gw", #{ namespace: "prim-jsonpath", "for": "jsonpath={.status.loadB
         let start = out.stdout.find(&format!("<<{i}>>")).unwrap() + format!("<<{i}>>").len();
         let end = out.stdout.find(&format!("<</{i}>>")).unwrap();
         let ours = &out.stdout[start..end];
-        let theirs = kubectl("control-plane", &["get", "svc", "gw", "-n", "prim-jsonpath", "-o", &format!("jsonpath={t}")]);
+        let theirs = kubectl(
+            "control-plane",
+            &["get", "svc", "gw", "-n", "prim-jsonpath", "-o", &format!("jsonpath={t}")],
+        );
         assert_eq!(ours, theirs, "template {t}");
     }
 }
@@ -65,7 +68,10 @@ cp.wait("svc/gw", #{ namespace: "prim-jsonpath", "for": "jsonpath={.status.loadB
 #[test]
 fn get_returns_the_object_and_lists() {
     kubectl("data-plane", &["create", "namespace", "prim-get"]);
-    kubectl("data-plane", &["create", "configmap", "one", "-n", "prim-get", "--from-literal=k=v"]);
+    kubectl(
+        "data-plane",
+        &["create", "configmap", "one", "-n", "prim-get", "--from-literal=k=v"],
+    );
     mesh(
         r#"
 let dp = cluster("data-plane");

@@ -28,13 +28,21 @@ fn mesh(playbook: &str) -> Output {
 fn mesh_with(playbook: &str, args: &[&str]) -> Output {
     let mut all = vec!["p.rhai"];
     all.extend_from_slice(args);
-    Test::new().kubeconfig(sandbox().kubeconfig()).playbook("p.rhai", playbook).args(all).run()
+    Test::new()
+        .kubeconfig(sandbox().kubeconfig())
+        .playbook("p.rhai", playbook)
+        .args(all)
+        .run()
 }
 
 /// kubectl of the version under test, on `context` of the sandbox; panics on failure.
 fn kubectl(context: &str, args: &[&str]) -> String {
     let out = kubectl_raw(context, args);
-    assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 

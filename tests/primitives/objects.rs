@@ -13,9 +13,23 @@ print(`ns=${cp.ensure_namespace("prim-objects")}`);
 print(`sa=${cp.create_service_account("prim-objects", "istiod-service-account")}`);
 "#;
     mesh(playbook).status(0).stdout_contains("ns=created").stdout_contains("sa=created");
-    mesh(playbook).status(0).stdout_contains("ns=unchanged").stdout_contains("sa=unchanged");
+    mesh(playbook)
+        .status(0)
+        .stdout_contains("ns=unchanged")
+        .stdout_contains("sa=unchanged");
     assert_eq!(
-        kubectl("control-plane", &["get", "sa", "istiod-service-account", "-n", "prim-objects", "-o", "jsonpath={.metadata.name}"]),
+        kubectl(
+            "control-plane",
+            &[
+                "get",
+                "sa",
+                "istiod-service-account",
+                "-n",
+                "prim-objects",
+                "-o",
+                "jsonpath={.metadata.name}"
+            ]
+        ),
         "istiod-service-account"
     );
 }
@@ -28,15 +42,42 @@ dp.ensure_namespace("prim-labels");
 print(`label=${dp.label("namespace/prim-labels", #{ "istio.io/rev": "external-istiod" })}`);
 print(`annotate=${dp.annotate("ns/prim-labels", #{ "topology.istio.io/controlPlaneClusters": "cluster1" })}`);
 "#;
-    mesh(playbook).status(0).stdout_contains("label=configured").stdout_contains("annotate=configured");
-    mesh(playbook).status(0).stdout_contains("label=unchanged").stdout_contains("annotate=unchanged");
-    assert_eq!(kubectl("data-plane", &["get", "ns", "prim-labels", "-o", "jsonpath={.metadata.labels.istio\\.io/rev}"]), "external-istiod");
+    mesh(playbook)
+        .status(0)
+        .stdout_contains("label=configured")
+        .stdout_contains("annotate=configured");
+    mesh(playbook)
+        .status(0)
+        .stdout_contains("label=unchanged")
+        .stdout_contains("annotate=unchanged");
     assert_eq!(
-        kubectl("data-plane", &["get", "ns", "prim-labels", "-o", "jsonpath={.metadata.annotations.topology\\.istio\\.io/controlPlaneClusters}"]),
+        kubectl(
+            "data-plane",
+            &["get", "ns", "prim-labels", "-o", "jsonpath={.metadata.labels.istio\\.io/rev}"]
+        ),
+        "external-istiod"
+    );
+    assert_eq!(
+        kubectl(
+            "data-plane",
+            &[
+                "get",
+                "ns",
+                "prim-labels",
+                "-o",
+                "jsonpath={.metadata.annotations.topology\\.istio\\.io/controlPlaneClusters}"
+            ]
+        ),
         "cluster1"
     );
     mesh(r#"cluster("data-plane").label("namespace/prim-labels", #{ "istio.io/rev": () });"#).status(0);
-    assert_eq!(kubectl("data-plane", &["get", "ns", "prim-labels", "-o", "jsonpath={.metadata.labels.istio\\.io/rev}"]), "");
+    assert_eq!(
+        kubectl(
+            "data-plane",
+            &["get", "ns", "prim-labels", "-o", "jsonpath={.metadata.labels.istio\\.io/rev}"]
+        ),
+        ""
+    );
 }
 
 #[test]
@@ -49,7 +90,11 @@ print(`first=${cp.delete("cm/doomed", #{ namespace: "prim-delete" })}`);
 print(`second=${cp.delete("cm/doomed", #{ namespace: "prim-delete" })}`);
 print(`ns=${cp.delete("namespace/prim-delete", #{ timeout: "60s" })}`);
 "#;
-    mesh(playbook).status(0).stdout_contains("first=deleted").stdout_contains("second=absent").stdout_contains("ns=deleted");
+    mesh(playbook)
+        .status(0)
+        .stdout_contains("first=deleted")
+        .stdout_contains("second=absent")
+        .stdout_contains("ns=deleted");
     let out = super::kubectl_raw("control-plane", &["get", "namespace", "prim-delete"]);
     assert!(!out.status.success(), "namespace still there after delete returned");
 }
@@ -80,11 +125,20 @@ fn http_get_returns_the_body() {
         let n = stream.read(&mut buf).unwrap();
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /hello HTTP/1.1"));
         let body = "Hello version: v1, instance: helloworld-v1-6d65866976-jb6qc\n";
-        write!(stream, "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).unwrap();
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
     });
-    mesh(&format!(r#"print(http_get("http://127.0.0.1:{port}/hello"));"#)).status(0).stdout_contains("Hello version: v1");
+    mesh(&format!(r#"print(http_get("http://127.0.0.1:{port}/hello"));"#))
+        .status(0)
+        .stdout_contains("Hello version: v1");
     server.join().unwrap();
-    mesh(r#"http_get("http://127.0.0.1:1/hello");"#).status(1).stderr_contains("error[remote]: GET http://127.0.0.1:1/hello");
+    mesh(r#"http_get("http://127.0.0.1:1/hello");"#)
+        .status(1)
+        .stderr_contains("error[remote]: GET http://127.0.0.1:1/hello");
 }
 
 #[test]
@@ -111,7 +165,15 @@ parallel([
 ]);
 "#,
     );
-    out.status(1).stdout_contains(r#"results=["created", "created"]"#).stderr_contains("error[timeout]");
+    out.status(1)
+        .stdout_contains(r#"results=["created", "created"]"#)
+        .stderr_contains("error[timeout]");
     // The failing closure did not stop its sibling.
-    assert_eq!(kubectl("data-plane", &["get", "sa", "still-done", "-n", "prim-par-b", "-o", "jsonpath={.metadata.name}"]), "still-done");
+    assert_eq!(
+        kubectl(
+            "data-plane",
+            &["get", "sa", "still-done", "-n", "prim-par-b", "-o", "jsonpath={.metadata.name}"]
+        ),
+        "still-done"
+    );
 }

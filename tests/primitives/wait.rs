@@ -33,7 +33,10 @@ let o = cp.wait("istio/prim-wait-ready", #{ "for": "condition=Ready", timeout: "
 print(`state=${o.status.state}`);
 let o = cp.wait("istios.sailoperator.io/prim-wait-ready", #{ wait_for: ["condition=Reconciled", "jsonpath={.status.state}=Healthy"] });
 "#;
-    mesh(&playbook).status(0).stdout_contains("state=Healthy").stdout_contains("wait           istio/prim-wait-ready");
+    mesh(&playbook)
+        .status(0)
+        .stdout_contains("state=Healthy")
+        .stdout_contains("wait           istio/prim-wait-ready");
 }
 
 #[test]
@@ -64,7 +67,10 @@ fn waits_for_a_kind_whose_crd_is_not_installed_yet() {
         kubectl("data-plane", &["create", "-f", dir.path().join("crd.json").to_str().unwrap()]);
         // The kind becomes servable a moment after the CRD is stored.
         for _ in 0..50 {
-            if super::kubectl_raw("data-plane", &["create", "-f", dir.path().join("gadget.json").to_str().unwrap()]).status.success() {
+            if super::kubectl_raw("data-plane", &["create", "-f", dir.path().join("gadget.json").to_str().unwrap()])
+                .status
+                .success()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -87,7 +93,9 @@ cp.wait("istio/prim-wait-timeout", #{ "for": "condition=Upgraded", timeout: "2s"
     let started = Instant::now();
     mesh(&playbook)
         .status(1)
-        .stderr_contains("error[timeout]: timed out after 2s waiting for Istio prim-wait-timeout on control-plane (condition=Upgraded=True)")
+        .stderr_contains(
+            "error[timeout]: timed out after 2s waiting for Istio prim-wait-timeout on control-plane (condition=Upgraded=True)",
+        )
         .stderr_contains("the object exists")
         .stderr_contains("Ready = True  reason: Ready")
         .stderr_contains("observedGeneration 1, generation 1")
@@ -136,17 +144,24 @@ try {
 
 #[test]
 fn the_whole_run_has_a_timeout() {
-    mesh_with(r#"cluster("control-plane").wait("cm/prim-absent-2", #{ timeout: "5m" });"#, &["--timeout", "2s"])
-        .status(1)
-        .stderr_contains("error[timeout]")
-        .stderr_contains("--timeout");
+    mesh_with(
+        r#"cluster("control-plane").wait("cm/prim-absent-2", #{ timeout: "5m" });"#,
+        &["--timeout", "2s"],
+    )
+    .status(1)
+    .stderr_contains("error[timeout]")
+    .stderr_contains("--timeout");
 }
 
 #[test]
 fn ctrl_c_stops_a_long_wait_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
     let playbook = dir.path().join("p.rhai");
-    std::fs::write(&playbook, "let cp = cluster(\"control-plane\");\ncp.wait(\"cm/prim-forever\", #{ timeout: \"10m\" });\n").unwrap();
+    std::fs::write(
+        &playbook,
+        "let cp = cluster(\"control-plane\");\ncp.wait(\"cm/prim-forever\", #{ timeout: \"10m\" });\n",
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-run"))
         .arg(&playbook)
         .env("KUBECONFIG", sandbox().kubeconfig())

@@ -16,12 +16,18 @@ const CLUSTERS: &[&str] = &["control-plane", "data-plane"];
 
 async fn create_namespace(client: &kube::Client, name: &str) {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
 }
 
 async fn create_service_account(client: &kube::Client, namespace: &str, name: &str) {
     let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    Api::<ServiceAccount>::namespaced(client.clone(), namespace).create(&PostParams::default(), &sa).await.expect("create service account");
+    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &sa)
+        .await
+        .expect("create service account");
 }
 
 /// The API server URL of `context` in the sandbox's kubeconfig.
@@ -29,13 +35,19 @@ fn server_of(sandbox: &SandboxHandle, context: &str) -> String {
     let text = std::fs::read_to_string(sandbox.kubeconfig()).unwrap();
     let kubeconfig: Value = serde_saphyr::from_str(&text).unwrap();
     let clusters = kubeconfig["clusters"].as_array().unwrap();
-    let cluster = clusters.iter().find(|c| c["name"] == context).expect("cluster in sandbox kubeconfig");
+    let cluster = clusters
+        .iter()
+        .find(|c| c["name"] == context)
+        .expect("cluster in sandbox kubeconfig");
     cluster["cluster"]["server"].as_str().unwrap().to_string()
 }
 
 /// The applied Secret on the control plane, and its kubeconfig (text and parsed).
 async fn applied(client: &kube::Client, namespace: &str, name: &str, key: &str) -> (Secret, String, Value) {
-    let secret = Api::<Secret>::namespaced(client.clone(), namespace).get(name).await.expect("remote secret applied");
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .expect("remote secret applied");
     let data = secret.data.clone().unwrap_or_default();
     assert_eq!(data.keys().collect::<Vec<_>>(), vec![key], "one key: the kubeconfig");
     let text = String::from_utf8(data[key].0.clone()).unwrap();
@@ -47,7 +59,10 @@ fn assert_istio_metadata(secret: &Secret, cluster_name: &str) {
     let labels = secret.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get("istio/multiCluster").map(String::as_str), Some("true"));
     let annotations = secret.metadata.annotations.clone().unwrap_or_default();
-    assert_eq!(annotations.get("networking.istio.io/cluster").map(String::as_str), Some(cluster_name));
+    assert_eq!(
+        annotations.get("networking.istio.io/cluster").map(String::as_str),
+        Some(cluster_name)
+    );
     assert_eq!(secret.type_.as_deref(), Some("Opaque"));
 }
 
@@ -62,7 +77,10 @@ fn kubectl(sandbox: &SandboxHandle, kubeconfig: &str, server: Option<&str>, args
     }
     let out = command.args(args).output().expect("run kubectl");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "kubectl {args:?} with the remote secret's kubeconfig failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} with the remote secret's kubeconfig failed:\n{stdout}\n{stderr}"
+    );
     stdout.into_owned()
 }
 
@@ -76,7 +94,12 @@ async fn minor(sandbox: &SandboxHandle) -> u32 {
 /// older servers only get the discovery check below).
 async fn assert_authenticates(sandbox: &SandboxHandle, kubeconfig: &str, server: Option<&str>, user: &str) {
     if minor(sandbox).await >= 28 {
-        let whoami = kubectl(sandbox, kubeconfig, server, &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+        let whoami = kubectl(
+            sandbox,
+            kubeconfig,
+            server,
+            &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
+        );
         assert_eq!(whoami, user);
     }
     kubectl(sandbox, kubeconfig, server, &["get", "--raw", "/api"]);
@@ -114,7 +137,10 @@ async fn remote_type_creates_the_reader_account_and_its_token_works() {
         // Before 1.24 the token controller made one itself.
         let dp = sandbox.client("data-plane").await;
         let name = "istio-reader-service-account-istio-remote-secret-token";
-        let token_secret = Api::<Secret>::namespaced(dp, "rs-remote").get(name).await.expect("token Secret created on the data plane");
+        let token_secret = Api::<Secret>::namespaced(dp, "rs-remote")
+            .get(name)
+            .await
+            .expect("token Secret created on the data plane");
         assert_eq!(token_secret.type_.as_deref(), Some("kubernetes.io/service-account-token"));
     }
 
@@ -123,7 +149,10 @@ async fn remote_type_creates_the_reader_account_and_its_token_works() {
     let dp_server = server_of(sandbox, "data-plane");
     assert_eq!(kubeconfig["clusters"][0]["cluster"]["server"], dp_server.as_str());
     assert_eq!(kubeconfig["current-context"], "dp1");
-    assert_eq!(kubeconfig["contexts"][0], json!({"name": "dp1", "context": {"cluster": "dp1", "user": "dp1"}}));
+    assert_eq!(
+        kubeconfig["contexts"][0],
+        json!({"name": "dp1", "context": {"cluster": "dp1", "user": "dp1"}})
+    );
     let token = token_of(&kubeconfig);
     out.stdout_lacks(&token).stderr_lacks(&token);
 
@@ -155,22 +184,41 @@ async fn config_type_uses_the_given_account_server_and_kube_system_uid() {
         )
         .args(["run", "p.rhai"])
         .run();
-    out.status(0).stderr_lacks("server in Kubeconfig").stdout_contains("Secret rs-config/istio-kubeconfig");
+    out.status(0)
+        .stderr_lacks("server in Kubeconfig")
+        .stdout_contains("Secret rs-config/istio-kubeconfig");
 
-    let uid = Api::<Namespace>::all(dp.clone()).get("kube-system").await.unwrap().metadata.uid.unwrap();
+    let uid = Api::<Namespace>::all(dp.clone())
+        .get("kube-system")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
     let (secret, text, kubeconfig) = applied(&cp, "rs-config", "istio-kubeconfig", "config").await;
     assert_istio_metadata(&secret, &uid);
     assert_eq!(kubeconfig["clusters"][0]["name"], uid.as_str());
     assert_eq!(kubeconfig["clusters"][0]["cluster"]["server"], "https://10.9.8.7:6443");
     out.stdout_lacks(&token_of(&kubeconfig)).stderr_lacks(&token_of(&kubeconfig));
 
-    let token_secrets = Api::<Secret>::namespaced(dp.clone(), "rs-config").list(&Default::default()).await.unwrap();
+    let token_secrets = Api::<Secret>::namespaced(dp.clone(), "rs-config")
+        .list(&Default::default())
+        .await
+        .unwrap();
     let of_the_account = |s: &&Secret| {
         s.type_.as_deref() == Some("kubernetes.io/service-account-token")
-            && s.metadata.annotations.as_ref().and_then(|a| a.get("kubernetes.io/service-account.name")).map(String::as_str)
+            && s.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("kubernetes.io/service-account.name"))
+                .map(String::as_str)
                 == Some("istiod-rs-config")
     };
-    assert_eq!(token_secrets.items.iter().filter(of_the_account).count(), 1, "one token Secret, reused by the second call");
+    assert_eq!(
+        token_secrets.items.iter().filter(of_the_account).count(),
+        1,
+        "one token Secret, reused by the second call"
+    );
 
     // The kubeconfig names an address the sandbox does not have: point kubectl at the real one.
     let dp_server = server_of(sandbox, "data-plane");
@@ -207,13 +255,19 @@ async fn missing_account_fails_in_istioctl_words_and_dry_run_creates_nothing() {
 
     Test::new()
         .kubeconfig(sandbox.kubeconfig())
-        .playbook("p.rhai", r#"print(create_remote_secret(cluster("data-plane"), #{ namespace: "rs-missing", name: "dry" }));"#)
+        .playbook(
+            "p.rhai",
+            r#"print(create_remote_secret(cluster("data-plane"), #{ namespace: "rs-missing", name: "dry" }));"#,
+        )
         .args(["run", "--dry-run", "p.rhai"])
         .run()
         .status(0)
         .stdout_contains("Secret rs-missing/istio-remote-secret-dry (contents hidden")
         .stderr_contains("a dry run cannot mint one");
-    let reader = Api::<ServiceAccount>::namespaced(dp.clone(), "rs-missing").get_opt("istio-reader-service-account").await.unwrap();
+    let reader = Api::<ServiceAccount>::namespaced(dp.clone(), "rs-missing")
+        .get_opt("istio-reader-service-account")
+        .await
+        .unwrap();
     assert!(reader.is_none(), "a dry run created the reader service account");
 
     Test::new()

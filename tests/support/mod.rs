@@ -6,9 +6,7 @@
 pub mod sandboxes;
 pub mod test;
 
-pub use sandboxes::{
-    SandboxHandle, SandboxProcess, control_plane_processes, kube_version, sandbox,
-};
+pub use sandboxes::{SandboxHandle, SandboxProcess, control_plane_processes, kube_version, sandbox};
 pub use test::{Output, Test};
 
 use std::time::Duration;
@@ -19,12 +17,7 @@ use serde::de::DeserializeOwned;
 
 /// Waits (watch-based) until `name` satisfies `condition`; panics after `timeout`
 /// with the last state seen, so a failing test says what it got.
-pub async fn wait_for<K>(
-    api: Api<K>,
-    name: &str,
-    condition: impl Condition<K>,
-    timeout: Duration,
-) -> K
+pub async fn wait_for<K>(api: Api<K>, name: &str, condition: impl Condition<K>, timeout: Duration) -> K
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {

@@ -37,40 +37,22 @@ impl SandboxProcess {
         let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
         let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-run"));
         command
-            .args([
-                "sandbox",
-                "--clusters",
-                &clusters.join(","),
-                "--kube-version",
-                &kube_version(),
-            ])
+            .args(["sandbox", "--clusters", &clusters.join(","), "--kube-version", &kube_version()])
             .arg("--dir")
             .arg(&dir)
             .args(["--sim-delay", "200ms"])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
             .stderr(log_file);
-        let child = ChildProcess::spawn(format!("mesh-run sandbox {label}"), command)
-            .map_err(|e| e.to_string())?;
-        let mut sandbox = SandboxProcess {
-            root,
-            dir,
-            log,
-            child,
-        };
+        let child = ChildProcess::spawn(format!("mesh-run sandbox {label}"), command).map_err(|e| e.to_string())?;
+        let mut sandbox = SandboxProcess { root, dir, log, child };
         let deadline = Instant::now() + Duration::from_secs(180);
         while !sandbox.dir.join("ready").exists() {
             if let Some(status) = sandbox.child.exit_status() {
-                return Err(format!(
-                    "mesh-run sandbox exited ({status}):\n{}",
-                    sandbox.log_text()
-                ));
+                return Err(format!("mesh-run sandbox exited ({status}):\n{}", sandbox.log_text()));
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "mesh-run sandbox not ready after 180s:\n{}",
-                    sandbox.log_text()
-                ));
+                return Err(format!("mesh-run sandbox not ready after 180s:\n{}", sandbox.log_text()));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -139,13 +121,8 @@ pub fn sandbox(name: &'static str, clusters: &[&str]) -> &'static SandboxHandle 
     let started = slot.get_or_init(|| {
         stop_at_exit();
         let sandbox = SandboxProcess::start(name, clusters)?;
-        let handle = SandboxHandle {
-            dir: sandbox.dir.clone(),
-        };
-        RUNNING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(sandbox);
+        let handle = SandboxHandle { dir: sandbox.dir.clone() };
+        RUNNING.lock().unwrap_or_else(|e| e.into_inner()).push(sandbox);
         Ok(handle)
     });
     match started {
@@ -189,22 +166,11 @@ pub fn control_plane_processes(dir: &Path) -> Vec<String> {
         .flatten()
         .filter_map(|entry| {
             let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let state = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .next()?
-                .to_string();
+            let state = stat.rsplit_once(')')?.1.split_whitespace().next()?.to_string();
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let binary = cmdline
-                .split_whitespace()
-                .next()?
-                .rsplit('/')
-                .next()?
-                .to_string();
-            let control_plane =
-                ["etcd", "kube-apiserver", "kube-controller-manager"].contains(&binary.as_str());
+            let binary = cmdline.split_whitespace().next()?.rsplit('/').next()?.to_string();
+            let control_plane = ["etcd", "kube-apiserver", "kube-controller-manager"].contains(&binary.as_str());
             (state != "Z" && control_plane && cmdline.contains(&dir)).then_some(cmdline)
         })
         .collect()

@@ -30,10 +30,7 @@ impl Test {
     /// A test running in a fresh temporary folder (the working directory).
     pub fn new() -> Test {
         Test {
-            dir: tempfile::Builder::new()
-                .prefix("mesh-run-test-")
-                .tempdir()
-                .expect("temp dir"),
+            dir: tempfile::Builder::new().prefix("mesh-run-test-").tempdir().expect("temp dir"),
             args: Vec::new(),
             env: Vec::new(),
             kubeconfig: None,
@@ -83,10 +80,7 @@ impl Test {
 
     pub fn run(self) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-run"));
-        command
-            .current_dir(self.dir.path())
-            .args(&self.args)
-            .env_remove("KUBECONFIG");
+        command.current_dir(self.dir.path()).args(&self.args).env_remove("KUBECONFIG");
         if let Some(kubeconfig) = &self.kubeconfig {
             command.env("KUBECONFIG", kubeconfig);
         }

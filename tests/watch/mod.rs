@@ -74,8 +74,7 @@ impl Watching {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let event = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| serde_json::json!({"event": "not json", "line": line}));
+                let event = serde_json::from_str(&line).unwrap_or_else(|_| serde_json::json!({"event": "not json", "line": line}));
                 if tx.send(event).is_err() {
                     break;
                 }
@@ -89,9 +88,7 @@ impl Watching {
                 if n == 0 {
                     break;
                 }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
         Watching {
@@ -148,10 +145,7 @@ impl Watching {
         if event["event"] != "rerun" {
             self.fail(&format!("expected a rerun event, got {event}"));
         }
-        (
-            event["trigger"].as_str().unwrap_or_default().to_string(),
-            self.run(),
-        )
+        (event["trigger"].as_str().unwrap_or_default().to_string(), self.run())
     }
 
     /// The next event of `kind`, skipping others.
@@ -200,9 +194,7 @@ impl Drop for Watching {
 }
 
 fn summary_ok(events: &[Value]) -> bool {
-    events
-        .last()
-        .is_some_and(|e| e["event"] == "summary" && e["ok"] == true)
+    events.last().is_some_and(|e| e["event"] == "summary" && e["ok"] == true)
 }
 
 /// Replaces `from` by `to` in `file`, written in place (truncate and write).
@@ -214,10 +206,7 @@ fn edit(file: &Path, from: &str, to: &str) {
 
 /// Saves like vim or VS Code do: write a temporary file, rename it over.
 fn atomic_save(file: &Path, text: &str) {
-    let temp: PathBuf = file.with_file_name(format!(
-        ".{}.swp",
-        file.file_name().unwrap().to_string_lossy()
-    ));
+    let temp: PathBuf = file.with_file_name(format!(".{}.swp", file.file_name().unwrap().to_string_lossy()));
     std::fs::write(&temp, text).unwrap();
     std::fs::rename(&temp, file).unwrap();
 }
@@ -306,9 +295,7 @@ async fn an_edit_during_a_long_wait_cancels_it_and_reruns_at_once() {
         "{}cp.wait(\"configmap/never\", #{{ namespace: \"{ns}\", \"for\": \"create\", timeout: \"5m\" }});\n",
         playbook(ns, "one")
     );
-    let test = Test::new()
-        .playbook("main.rhai", &waiting)
-        .playbook("lib.rhai", &module("lib"));
+    let test = Test::new().playbook("main.rhai", &waiting).playbook("lib.rhai", &module("lib"));
     let main = test.dir().join("main.rhai");
     let mut watch = Watching::start(test.dir(), sandbox, "main.rhai");
     watch.until("progress");
@@ -318,20 +305,11 @@ async fn an_edit_during_a_long_wait_cancels_it_and_reruns_at_once() {
     edit(&main, "\"one\"", "\"two\"");
     let error = watch.until("error");
     assert_eq!(error["kind"], "interrupted", "{error}");
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("by a file change (rerun)"),
-        "{error}"
-    );
+    assert!(error["message"].as_str().unwrap().contains("by a file change (rerun)"), "{error}");
     assert_eq!(error["line"], 15, "stopped at the wait: {error}");
     watch.until("rerun");
     let rerun_after = saved.elapsed();
-    assert!(
-        rerun_after < Duration::from_secs(2),
-        "rerun {rerun_after:?} after the save"
-    );
+    assert!(rerun_after < Duration::from_secs(2), "rerun {rerun_after:?} after the save");
     watch.until("progress");
     configmap_becomes(sandbox, ns, "value", "two").await;
 
@@ -343,9 +321,7 @@ async fn an_edit_during_a_long_wait_cancels_it_and_reruns_at_once() {
 
 #[test]
 fn a_playbook_folder_that_does_not_exist_is_fatal() {
-    let out = Test::new()
-        .args(["watch", "no/such/folder/main.rhai"])
-        .run();
+    let out = Test::new().args(["watch", "no/such/folder/main.rhai"]).run();
     out.status(2).stderr_contains("cannot watch");
 }
 
@@ -353,11 +329,8 @@ fn a_playbook_folder_that_does_not_exist_is_fatal() {
 async fn a_local_file_the_playbook_applies_is_watched_too() {
     let sandbox = support::sandbox("default", CLUSTERS);
     let ns = "watch-test-3";
-    let manifest = |value: &str| {
-        format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n  namespace: {ns}\ndata:\n  value: {value}\n"
-        )
-    };
+    let manifest =
+        |value: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n  namespace: {ns}\ndata:\n  value: {value}\n");
     let test = Test::new()
         .playbook(
             "deploy/main.rhai",
@@ -369,10 +342,7 @@ async fn a_local_file_the_playbook_applies_is_watched_too() {
     configmap_becomes(sandbox, ns, "value", "one").await;
 
     // Saved right away: the manifest's folder may not be watched yet.
-    atomic_save(
-        &test.dir().join("deploy/manifests/cm.yaml"),
-        &manifest("two"),
-    );
+    atomic_save(&test.dir().join("deploy/manifests/cm.yaml"), &manifest("two"));
     let (trigger, events) = watch.rerun();
     assert!(trigger.ends_with("manifests/cm.yaml"), "trigger {trigger}");
     assert!(summary_ok(&events));

@@ -70,7 +70,15 @@ struct RemoteSecretOpts {
     secret_name: Option<String>,
 }
 
-const KEYS: &[&str] = &["type", "name", "namespace", "service_account", "create_service_account", "server", "secret_name"];
+const KEYS: &[&str] = &[
+    "type",
+    "name",
+    "namespace",
+    "service_account",
+    "create_service_account",
+    "server",
+    "secret_name",
+];
 
 /// Placeholder token of a dry run, which must not create the token Secret.
 const DRY_RUN_TOKEN: &str = "mesh-run-dry-run-placeholder-no-token-was-minted";
@@ -223,7 +231,17 @@ mod tests {
             err.to_string(),
             "unknown option \"servr\" for create_remote_secret; valid options: type, name, namespace, service_account, create_service_account, server, secret_name"
         );
-        assert!(request(&[("type", "remot".into())]).unwrap_err().to_string().starts_with("unsupported type: remot"));
-        assert!(request(&[("name", "Cluster_2".into())]).unwrap_err().to_string().contains("not a valid DNS 1123 label"));
+        assert!(
+            request(&[("type", "remot".into())])
+                .unwrap_err()
+                .to_string()
+                .starts_with("unsupported type: remot")
+        );
+        assert!(
+            request(&[("name", "Cluster_2".into())])
+                .unwrap_err()
+                .to_string()
+                .contains("not a valid DNS 1123 label")
+        );
     }
 }

@@ -19,7 +19,10 @@ use crate::session::{ClusterHandle, Session};
 
 pub(super) fn token_failure(client: &ClusterClient, message: impl std::fmt::Display) -> Error {
     Error::RemoteSecret {
-        message: format!("cluster {}: could not get access token to read resources from local kube-apiserver: {message}", client.name),
+        message: format!(
+            "cluster {}: could not get access token to read resources from local kube-apiserver: {message}",
+            client.name
+        ),
     }
 }
 
@@ -28,10 +31,19 @@ pub(super) async fn kube_system_uid(client: &ClusterClient) -> Result<String> {
     let ns = client
         .get_json("/api/v1/namespaces/kube-system", &"Namespace kube-system")
         .await?
-        .ok_or_else(|| Error::NotFound { cluster: client.name.clone(), object: "Namespace kube-system".into() })?;
-    ns.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_string).ok_or_else(|| Error::RemoteSecret {
-        message: format!("cluster {}: Namespace kube-system has no UID to name the cluster by; pass #{{ name: ... }}", client.name),
-    })
+        .ok_or_else(|| Error::NotFound {
+            cluster: client.name.clone(),
+            object: "Namespace kube-system".into(),
+        })?;
+    ns.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| Error::RemoteSecret {
+            message: format!(
+                "cluster {}: Namespace kube-system has no UID to name the cluster by; pass #{{ name: ... }}",
+                client.name
+            ),
+        })
 }
 
 /// istioctl's `getOrCreateServiceAccount`. `None` only in a dry run that
@@ -64,15 +76,28 @@ pub(super) async fn get_or_create_service_account(session: &Session, cluster: &C
     };
     let started = Instant::now();
     let outcome = crate::primitives::ensure_namespace::ensure(cluster, ns, session.dry_run).await?;
-    let outcome = if session.dry_run { format!("{} (dry run)", outcome.as_str()) } else { outcome.as_str().to_string() };
+    let outcome = if session.dry_run {
+        format!("{} (dry run)", outcome.as_str())
+    } else {
+        outcome.as_str().to_string()
+    };
     session.step(&client.name, "namespace", &format!("Namespace {ns}"), &outcome, started, None);
     if session.dry_run {
         let reader = format!("ServiceAccount {ns}/{}", rs::READER_SERVICE_ACCOUNT);
         session.step(&client.name, "create", &reader, "skipped (dry run)", Instant::now(), None);
-        return if sa == rs::READER_SERVICE_ACCOUNT { Ok(None) } else { Err(not_created()) };
+        return if sa == rs::READER_SERVICE_ACCOUNT {
+            Ok(None)
+        } else {
+            Err(not_created())
+        };
     }
     // Server-side apply with force, as istioctl applies its rendered chart objects.
-    let opts = ApplyOptions { namespace: None, selector: None, force: true, dry_run: false };
+    let opts = ApplyOptions {
+        namespace: None,
+        selector: None,
+        force: true,
+        dry_run: false,
+    };
     crate::primitives::apply::apply_and_report(session, cluster, rs::reader_rbac(ns), &opts).await?;
     client.get_json(&path, &what).await?.map(Some).ok_or_else(not_created)
 }
@@ -109,7 +134,9 @@ pub(super) async fn legacy_service_account_secret(client: &ClusterClient, req: &
         // is created; istioctl does not wait for it, mesh-run does (≤ 5 s).
         let path = format!("/api/v1/namespaces/{ns}/serviceaccounts");
         let listed = |sa: &Value| Some(secrets_of(sa)).filter(|r| !r.is_empty());
-        refs = watch_until(client, &path, sa, &format!("ServiceAccount {ns}/{sa}"), listed).await?.unwrap_or_default();
+        refs = watch_until(client, &path, sa, &format!("ServiceAccount {ns}/{sa}"), listed)
+            .await?
+            .unwrap_or_default();
     }
     match refs.as_slice() {
         [] => Err(token_failure(client, format!("no secret found in the service account: {ns}/{sa}"))),
@@ -120,7 +147,10 @@ pub(super) async fn legacy_service_account_secret(client: &ClusterClient, req: &
             client
                 .get_json(&format!("/api/v1/namespaces/{secret_ns}/secrets/{name}"), &what)
                 .await?
-                .ok_or_else(|| Error::NotFound { cluster: client.name.clone(), object: what })
+                .ok_or_else(|| Error::NotFound {
+                    cluster: client.name.clone(),
+                    object: what,
+                })
         }
         many => Err(token_failure(
             client,
@@ -138,7 +168,10 @@ pub(super) async fn find_or_create_token_secret(session: &Session, client: &Clus
     if let Some(name) = &req.secret_name {
         return get_referencing_secret(client, ns, name, sa).await.map(Some);
     }
-    let path = format!("/api/v1/namespaces/{ns}/secrets?fieldSelector=type%3D{}", rs::SERVICE_ACCOUNT_TOKEN_TYPE.replace('/', "%2F"));
+    let path = format!(
+        "/api/v1/namespaces/{ns}/secrets?fieldSelector=type%3D{}",
+        rs::SERVICE_ACCOUNT_TOKEN_TYPE.replace('/', "%2F")
+    );
     let list = client.call(Method::GET, &path, None, Vec::new()).await?;
     if !list.status.is_success() {
         return Err(client.api_error(&list, &format!("Secrets in {ns}"), "list"));
@@ -155,7 +188,14 @@ pub(super) async fn find_or_create_token_secret(session: &Session, client: &Clus
         return Ok(None);
     }
     let body = serde_json::to_vec(&rs::token_secret(ns, sa)).unwrap_or_default();
-    let res = client.call(Method::POST, &format!("/api/v1/namespaces/{ns}/secrets"), Some("application/json"), body).await?;
+    let res = client
+        .call(
+            Method::POST,
+            &format!("/api/v1/namespaces/{ns}/secrets"),
+            Some("application/json"),
+            body,
+        )
+        .await?;
     match res.status {
         s if s.is_success() => {
             session.step(&client.name, "create", &object, "created", started, None);
@@ -173,7 +213,10 @@ pub(super) async fn get_referencing_secret(client: &ClusterClient, ns: &str, nam
     let secret = client
         .get_json(&format!("/api/v1/namespaces/{ns}/secrets/{name}"), &what)
         .await?
-        .ok_or_else(|| Error::NotFound { cluster: client.name.clone(), object: what.clone() })?;
+        .ok_or_else(|| Error::NotFound {
+            cluster: client.name.clone(),
+            object: what.clone(),
+        })?;
     if !rs::references_service_account(&secret, service_account) {
         return Err(token_failure(
             client,
@@ -226,19 +269,33 @@ pub(super) async fn watch_until<T>(
     mut judge: impl FnMut(&Value) -> Option<T>,
 ) -> Result<Option<T>> {
     let collection = format!("{path}?fieldSelector=metadata.name%3D{name}");
-    let gone = || Error::NotFound { cluster: client.name.clone(), object: what.to_string() };
+    let gone = || Error::NotFound {
+        cluster: client.name.clone(),
+        object: what.to_string(),
+    };
     let watching = async {
         // List, then watch from there; again if the watch ends early.
         loop {
             let list = client.get_json(&collection, &what).await?.unwrap_or(Value::Null);
-            let current = list.get("items").and_then(Value::as_array).and_then(|items| items.first()).ok_or_else(gone)?;
+            let current = list
+                .get("items")
+                .and_then(Value::as_array)
+                .and_then(|items| items.first())
+                .ok_or_else(gone)?;
             if let Some(found) = judge(current) {
                 return Ok(found);
             }
             let rv = list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("0");
-            let url = format!("{collection}&watch=true&resourceVersion={rv}&timeoutSeconds={}", TOKEN_WAIT.as_secs() + 1);
+            let url = format!(
+                "{collection}&watch=true&resourceVersion={rv}&timeoutSeconds={}",
+                TOKEN_WAIT.as_secs() + 1
+            );
             let request = http::Request::get(url).body(Vec::new()).map_err(|e| Error::usage(e.to_string()))?;
-            let events = client.client.request_events::<Value>(request).await.map_err(|e| client.unreachable(e))?;
+            let events = client
+                .client
+                .request_events::<Value>(request)
+                .await
+                .map_err(|e| client.unreachable(e))?;
             futures::pin_mut!(events);
             while let Some(event) = events.try_next().await.map_err(|e| client.unreachable(e))? {
                 match event {

@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# mesh-run against kubectl, side by side on the same real clusters (issue 6).
+# A benchmark, not a test: it prints figures, writes BENCHMARKS.md, and fails
+# only if something does not run at all.
+#
+#   benches/run.sh                 # everything (~5 minutes on 2 cores)
+#   RUNS=3 WAITS=10 benches/run.sh # quicker, noisier
+#   benches/run.sh seed wait       # some sections only (seed memory configmaps
+#                                  # wait watch scale); BENCHMARKS.md untouched
+#
+# It builds the release binary, starts `mesh-run sandbox --sim-delay 0s` (real
+# etcd + kube-apiserver + kube-controller-manager per cluster, simulated Sail
+# Operator and LoadBalancer reacting at once), and measures:
+#   1. the seed procedure: playbooks/external.rhai vs benches/external-kubectl.sh
+#      (median of RUNS each, alternating, everything deleted between runs
+#      outside the timed part);
+#   2. 1,000 ConfigMaps from one file: apply_file vs `kubectl apply --server-side`
+#      (a fresh namespace per run);
+#   3. wait latency: a ConfigMap is patched while a wait on its value runs;
+#      latency = the wait's output line arriving − the patch response (as
+#      kubectl -v=6 timestamps it); mesh-run's `wait` (--output json) vs `kubectl wait --for=jsonpath`;
+#   4. watch mode, save → first API request of the rerun (benches/watch_latency.sh);
+#   5. peak RSS of external.rhai vs kubectl's biggest call of the script, and
+#      cold start of `mesh-run check` vs `kubectl version --client`;
+#   6. scale: playbooks/external-multi-dataplane.rhai with 1 + 8 clusters vs
+#      1 + 1, on a second sandbox of 9 clusters.
+# The machine (cores, CPU, memory, kernel, load) and the git commit go into
+# BENCHMARKS.md with the table. kubectl keeps its discovery cache in
+# ~/.kube/cache as it does for anyone; one untimed warm-up run fills it.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+repo=$PWD
+RUNS=${RUNS:-5}
+WAITS=${WAITS:-20}
+COLD=${COLD:-20}
+SAVES=${SAVES:-20}
+SCALE_RUNS=${SCALE_RUNS:-3}
+SCALE_DATA_PLANES=${SCALE_DATA_PLANES:-8}
+kubectl=${KUBECTL:-$HOME/.cache/mesh-run/kube/1.37.2/bin/kubectl}
+[[ -x $kubectl ]] || { echo "no $kubectl: run scripts/kube-assets.sh first (or set KUBECTL)" >&2; exit 2; }
+
+cargo build --release --quiet
+bin=$repo/target/release/mesh-run
+
+work=$(mktemp -d -t mesh-run-bench-XXXXXX)
+sandbox_pid=""
+stop_sandbox() {
+    if [[ -n $sandbox_pid ]]; then
+        kill -TERM "$sandbox_pid" 2>/dev/null || true
+        wait "$sandbox_pid" 2>/dev/null || true
+        sandbox_pid=""
+    fi
+}
+trap 'stop_sandbox; rm -rf "$work"' EXIT
+
+# start_sandbox NAME CLUSTERS: a sandbox in $work/NAME; exports its KUBECONFIG.
+start_sandbox() {
+    local dir=$work/$1
+    "$bin" sandbox --sim-delay 0s --dir "$dir" --clusters "$2" >"$work/$1.log" 2>&1 &
+    sandbox_pid=$!
+    for _ in $(seq 1 1800); do
+        [[ -e $dir/ready ]] && break
+        kill -0 "$sandbox_pid" 2>/dev/null || { cat "$work/$1.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    [[ -e $dir/ready ]] || { echo "sandbox $1 not ready after 180s" >&2; exit 1; }
+    export KUBECONFIG=$dir/kubeconfig
+}
+
+now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+s() { awk -v u="$1" 'BEGIN { printf "%.2f s", u / 1e6 }'; }
+ms() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1e3 }'; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
+
+# timed LOG CMD...: runs CMD (output to LOG), prints its wall time in µs; a failure stops the bench.
+timed() {
+    local log=$1 start end
+    shift
+    start=$(now_us)
+    "$@" >"$log" 2>&1 || { echo "failed: $* (log: $log)" >&2; tail -20 "$log" >&2; exit 1; }
+    end=$(now_us)
+    echo $((end - start))
+}
+
+# The table: one row per figure, printed as it is measured.
+rows=()
+# row NAME MESH_RUN BASELINE RATIO TARGET MET
+row() {
+    rows+=("| $1 | $2 | $3 | $4 | $5 | $6 |")
+    printf '%-44s mesh-run %-10s  %-26s ratio %-7s target %-12s %s\n' "$1" "$2" "$3" "$4" "$5" "$6"
+}
+# faster-by MESH_US BASELINE_US TARGET_X: "12.3×" and whether it meets the target.
+ratio() { awk -v m="$1" -v b="$2" 'BEGIN { printf "%.1f×", b / m }'; }
+met() { awk "BEGIN { print ($1) ? \"yes\" : \"**no**\" }"; }
+
+# --- 1. the seed procedure --------------------------------------------------
+
+kc() { "$kubectl" --context "$@"; }
+# Deletes what external.rhai creates on CP and the data planes DPS..., Istio
+# resources first, each cluster concurrently. (Waits for these pids only: a
+# bare `wait` would wait for the sandbox too.)
+teardown() {
+    local cp=$1 pids=()
+    shift
+    kc "$cp" delete istio default external-istiod --ignore-not-found >/dev/null & pids+=($!)
+    for dp in "$@"; do
+        kc "$dp" delete istio external-istiod --ignore-not-found >/dev/null & pids+=($!)
+        kc "$dp" delete istiocni default --ignore-not-found >/dev/null & pids+=($!)
+    done
+    wait "${pids[@]}"
+    pids=()
+    kc "$cp" delete namespace istio-system external-istiod --ignore-not-found >/dev/null & pids+=($!)
+    for dp in "$@"; do
+        kc "$dp" delete namespace external-istiod istio-cni --ignore-not-found >/dev/null & pids+=($!)
+    done
+    wait "${pids[@]}"
+}
+
+seed_procedure() {
+    local sets=(--set CTX_CONTROL_PLANE_CLUSTER=control-plane --set CTX_DATA_PLANE_CLUSTER=data-plane)
+    local mesh=() kube=()
+    # Warm-up (kubectl's discovery cache, the page cache), untimed.
+    timed "$work/seed-warmup-mesh-run.log" "$bin" playbooks/external.rhai "${sets[@]}" >/dev/null
+    teardown control-plane data-plane
+    timed "$work/seed-warmup-kubectl.log" benches/external-kubectl.sh control-plane data-plane >/dev/null
+    teardown control-plane data-plane
+    for i in $(seq 1 "$RUNS"); do
+        mesh+=("$(timed "$work/seed-mesh-run-$i.log" "$bin" playbooks/external.rhai "${sets[@]}" --output json)")
+        teardown control-plane data-plane
+        kube+=("$(timed "$work/seed-kubectl-$i.log" benches/external-kubectl.sh control-plane data-plane)")
+        teardown control-plane data-plane
+    done
+    local m k
+    m=$(printf '%s\n' "${mesh[@]}" | median)
+    k=$(printf '%s\n' "${kube[@]}" | median)
+    row "1. seed procedure (external.rhai), median of $RUNS" "$(s "$m")" "kubectl script $(s "$k")" "$(ratio "$m" "$k")" "≥ 10× faster" \
+        "$(met "$k / $m >= 10")"
+    echo "   all runs (s): mesh-run $(printf '%s\n' "${mesh[@]}" | awk '{ printf "%.2f ", $1 / 1e6 }')| kubectl $(printf '%s\n' "${kube[@]}" | awk '{ printf "%.2f ", $1 / 1e6 }')"
+}
+
+# --- 5. peak memory and cold start -----------------------------------------
+
+memory_and_cold_start() {
+    local sets=(--set CTX_CONTROL_PLANE_CLUSTER=control-plane --set CTX_DATA_PLANE_CLUSTER=data-plane)
+    /usr/bin/time -v "$bin" playbooks/external.rhai "${sets[@]}" >"$work/rss-mesh-run.log" 2>&1
+    local mesh_kb
+    mesh_kb=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/rss-mesh-run.log")
+    teardown control-plane data-plane
+    KUBECTL_RSS_LOG=$work/rss-kubectl.txt benches/external-kubectl.sh control-plane data-plane >/dev/null 2>&1
+    teardown control-plane data-plane
+    local kube_kb kube_call
+    kube_kb=$(sort -n "$work/rss-kubectl.txt" | tail -1 | cut -d' ' -f1)
+    kube_call=$(sort -n "$work/rss-kubectl.txt" | tail -1 | cut -d' ' -f2- | cut -c1-60)
+    row "5a. peak RSS, external.rhai" "$(mb "$mesh_kb")" "kubectl's biggest call $(mb "$kube_kb")" "$(ratio "$mesh_kb" "$kube_kb")" "≤ 40 MB" \
+        "$(met "$mesh_kb <= 40 * 1024")"
+    echo "   kubectl's biggest call: $kube_call"
+
+    local mesh=() kube=()
+    "$bin" check playbooks/external.rhai >/dev/null
+    "$kubectl" version --client >/dev/null
+    for _ in $(seq 1 "$COLD"); do
+        mesh+=("$(timed /dev/null "$bin" check playbooks/external.rhai)")
+        kube+=("$(timed /dev/null "$kubectl" version --client)")
+    done
+    local m k
+    m=$(printf '%s\n' "${mesh[@]}" | median)
+    k=$(printf '%s\n' "${kube[@]}" | median)
+    row "5b. cold start, \`check external.rhai\` ($COLD)" "$(ms "$m")" "\`kubectl version --client\` $(ms "$k")" "$(ratio "$m" "$k")" "≤ 30 ms" \
+        "$(met "$m <= 30000")"
+}
+
+# --- 2. 1,000 ConfigMaps ----------------------------------------------------
+
+configmaps() {
+    local dir=$work/configmaps
+    mkdir -p "$dir"
+    for i in $(seq 1 1000); do
+        printf -- '---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%04d\n  labels:\n    bench: configmaps\ndata:\n  index: "%d"\n  payload: "%s"\n' \
+            "$i" "$i" "value-of-configmap-$i"
+    done >"$dir/cms.yaml"
+    cat >"$dir/apply.rhai" <<'EOF'
+let c = cluster(input("CTX"));
+c.apply_file("cms.yaml", #{ namespace: input("NS") });
+EOF
+    local mesh=() kube=()
+    for i in $(seq 0 "$RUNS"); do
+        kc control-plane create namespace "cms-mesh-run-$i" >/dev/null
+        kc control-plane create namespace "cms-kubectl-$i" >/dev/null
+        local m k
+        m=$(timed "$work/cms-mesh-run-$i.log" "$bin" "$dir/apply.rhai" --set CTX=control-plane --set "NS=cms-mesh-run-$i" --output json)
+        k=$(timed "$work/cms-kubectl-$i.log" "$kubectl" --context control-plane apply --server-side -f "$dir/cms.yaml" -n "cms-kubectl-$i")
+        # Run 0 warms up both; its namespaces and the others stay until the sandbox stops.
+        if ((i > 0)); then mesh+=("$m"); kube+=("$k"); fi
+    done
+    m=$(printf '%s\n' "${mesh[@]}" | median)
+    k=$(printf '%s\n' "${kube[@]}" | median)
+    row "2. 1,000 ConfigMaps, one file, median of $RUNS" "$(s "$m")" "\`kubectl apply --server-side\` $(s "$k")" "$(ratio "$m" "$k")" "≥ 5× faster" \
+        "$(met "$k / $m >= 5")"
+}
+
+# --- 3. wait latency ---------------------------------------------------------
+
+# patch_value NS VALUE: sets data.v of ConfigMap `latency`; prints when the
+# response arrived (µs since the epoch): the timestamp kubectl logs (-v=6) on
+# receiving it, so neither kubectl's start nor its exit counts as latency.
+patch_value() {
+    local logged
+    logged=$(kc control-plane patch configmap latency -n "$1" --type=merge -p "{\"data\":{\"v\":\"$2\"}}" -v=6 2>&1 |
+        sed -n 's/^I[0-9]\{4\} \([0-9:.]*\) .*"Response" verb="PATCH".*/\1/p')
+    date -d "$(date +%F) $logged" +%s%6N
+}
+
+wait_latency() {
+    local ns=wait-latency
+    kc control-plane create namespace "$ns" >/dev/null
+    kc control-plane create configmap latency -n "$ns" --from-literal=v=0 >/dev/null
+
+    # mesh-run: one playbook waiting WAITS times, for v=1, then v=2, ...
+    cat >"$work/wait.rhai" <<'EOF'
+let c = cluster(input("CTX"));
+for i in 1..=parse_int(input("WAITS")) {
+    c.wait("configmap/latency", #{ namespace: input("NS"), "for": `jsonpath={.data.v}=${i}`, timeout: "60s" });
+}
+EOF
+    local mesh=() kube=() line patched out pid
+    coproc WAIT { exec "$bin" "$work/wait.rhai" --set CTX=control-plane --set "NS=$ns" --set "WAITS=$WAITS" --output json 2>"$work/wait.err"; }
+    # Own copies: bash forgets a coprocess's descriptors and pid once it exits.
+    pid=$WAIT_PID
+    exec {out}<&"${WAIT[0]}"
+    for i in $(seq 1 "$WAITS"); do
+        # The wait's first progress event: it has listed the object and is watching.
+        while IFS= read -r -t 30 line <&"$out" && [[ $line != *'"event":"progress"'* ]]; do :; done
+        sleep 0.2
+        patched=$(patch_value "$ns" "$i")
+        while IFS= read -r -t 30 line <&"$out" && [[ $line != *'"event":"step"'* ]]; do :; done
+        mesh+=($(($(now_us) - patched)))
+    done
+    wait "$pid" || { cat "$work/wait.err" >&2; exit 1; }
+    exec {out}<&-
+
+    # kubectl wait: one process per wait, watching for a second before the patch.
+    for i in $(seq $((WAITS + 1)) $((2 * WAITS))); do
+        coproc KWAIT { exec "$kubectl" --context control-plane wait -n "$ns" configmap/latency --for="jsonpath={.data.v}=$i" --timeout=60s 2>&1; }
+        pid=$KWAIT_PID
+        exec {out}<&"${KWAIT[0]}"
+        sleep 1
+        patched=$(patch_value "$ns" "$i")
+        IFS= read -r -t 30 line <&"$out"
+        kube+=($(($(now_us) - patched)))
+        wait "$pid"
+        exec {out}<&-
+    done
+    local m k
+    m=$(printf '%s\n' "${mesh[@]}" | median)
+    k=$(printf '%s\n' "${kube[@]}" | median)
+    row "3. wait latency, median of $WAITS" "$(ms "$m")" "\`kubectl wait\` $(ms "$k")" "$(ratio "$m" "$k")" "≤ 20 ms" "$(met "$m <= 20000")"
+    echo "   all (ms): mesh-run $(printf '%s\n' "${mesh[@]}" | awk '{ printf "%.1f ", $1 / 1e3 }')"
+    echo "             kubectl $(printf '%s\n' "${kube[@]}" | awk '{ printf "%.1f ", $1 / 1e3 }')"
+}
+
+# --- 4. watch mode -----------------------------------------------------------
+
+watch_mode() {
+    MESH_RUN=$bin benches/watch_latency.sh "$SAVES" >"$work/watch.log" 2>&1 || { cat "$work/watch.log" >&2; exit 1; }
+    local m
+    m=$(sed -n 's/.*first API request of rerun: *\([0-9.]*\) ms.*/\1/p' "$work/watch.log")
+    row "4. watch: save → first request, median of $SAVES" "$m ms" "—" "—" "≤ 150 ms" "$(met "$m <= 150")"
+}
+
+# --- 6. scale ----------------------------------------------------------------
+
+scale() {
+    local playbook=playbooks/external-multi-dataplane.rhai
+    [[ -e $playbook ]] || { row "6. scale 1 + $SCALE_DATA_PLANES vs 1 + 1" "—" "—" "—" "≤ 2×" "($playbook missing)"; return; }
+    local dps=() one=() many=()
+    for i in $(seq 1 "$SCALE_DATA_PLANES"); do dps+=("dp$i"); done
+    start_sandbox scale "control-plane,$(IFS=,; echo "${dps[*]}")"
+    local all
+    all=$(IFS=,; echo "${dps[*]}")
+    for i in $(seq 0 "$SCALE_RUNS"); do
+        local t1 tn
+        t1=$(timed "$work/scale-1-$i.log" "$bin" "$playbook" --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set CTX_DATA_PLANE_CLUSTERS=dp1 --output json)
+        teardown control-plane dp1
+        tn=$(timed "$work/scale-n-$i.log" "$bin" "$playbook" --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set "CTX_DATA_PLANE_CLUSTERS=$all" --output json)
+        teardown control-plane "${dps[@]}"
+        if ((i > 0)); then one+=("$t1"); many+=("$tn"); fi
+    done
+    stop_sandbox
+    local m1 mn
+    m1=$(printf '%s\n' "${one[@]}" | median)
+    mn=$(printf '%s\n' "${many[@]}" | median)
+    row "6. scale: 1 + $SCALE_DATA_PLANES clusters, median of $SCALE_RUNS" "$(s "$mn")" "1 + 1 clusters $(s "$m1")" \
+        "$(awk -v a="$mn" -v b="$m1" 'BEGIN { printf "%.1f×", a / b }')" "≤ 2× the 1 + 1" "$(met "$mn / $m1 <= 2")"
+}
+
+# --- the run -------------------------------------------------------------------
+
+# Sections to run: all by default (only then is BENCHMARKS.md written).
+sections=${*:-seed memory configmaps wait watch scale}
+want() { [[ " $sections " == *" $1 "* ]]; }
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+if want seed || want memory || want configmaps || want wait; then
+    echo "sandbox: control-plane, data-plane (--sim-delay 0s)"
+    start_sandbox main control-plane,data-plane
+    want seed && seed_procedure
+    want memory && memory_and_cold_start
+    want configmaps && configmaps
+    want wait && wait_latency
+    stop_sandbox
+fi
+want watch && watch_mode
+want scale && scale
+[[ $# -eq 0 ]] || exit 0
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+commit=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- runtime stdlib playbooks Cargo.toml Cargo.lock || commit="$commit (+ uncommitted changes)"
+{
+    echo "# Benchmarks: mesh-run vs kubectl"
+    echo
+    echo "Written by \`benches/run.sh\` (see the README, \"Benchmarks\"). Each row is measured side by side in"
+    echo "one run, on the same sandbox clusters (\`mesh-run sandbox --sim-delay 0s\`: real etcd, kube-apiserver"
+    echo "and kube-controller-manager per cluster; simulated Sail Operator and LoadBalancer), release build."
+    echo
+    echo "| benchmark | mesh-run | baseline | ratio | target | met |"
+    echo "|---|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+    echo
+    echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1),"
+    echo "$(free -g | awk '/^Mem:/ { print $2 }') GB memory, Linux $(uname -r); load average before / after: $load_before / $load_after."
+    echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'). mesh-run commit: $commit. kubectl: $("$kubectl" version --client | head -1)."
+    echo
+    echo "Ratios are kubectl ÷ mesh-run (how many times faster, or smaller), except scale (1 + 8 ÷ 1 + 1)."
+    echo "Medians of RUNS=$RUNS (seed, ConfigMaps), WAITS=$WAITS (wait latency), SAVES=$SAVES (watch),"
+    echo "COLD=$COLD (cold start), SCALE_RUNS=$SCALE_RUNS (scale), each after an untimed warm-up."
+} >BENCHMARKS.md
+echo
+echo "written: BENCHMARKS.md"

@@ -4,6 +4,7 @@
 //! the rest concurrently, each reported created/configured/unchanged, fields
 //! the server silently dropped named.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -12,13 +13,19 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::object_ref::ObjectRef;
-use super::{ClusterClient, watch};
+use super::{ClusterClient, ResourceInfo, watch};
 use crate::error::{Error, Result};
 use crate::selector::Selector;
 
 pub const FIELD_MANAGER: &str = "mesh-run";
 /// Enough to keep the API server busy without tripping its flow control.
 const CONCURRENCY: usize = 16;
+/// From this many objects of one kind in one namespace, one LIST reads their
+/// live state instead of a GET each: a GET costs the API server about as much
+/// as the apply itself (issue 6: 1,000 ConfigMaps), a LIST of a collection
+/// about as much as reading its objects. Below it, GETs stay cheaper, since
+/// the collection may hold many objects the manifest does not name.
+const LIST_FROM: usize = 16;
 
 #[derive(Default, Clone)]
 pub struct ApplyOptions {
@@ -92,7 +99,17 @@ pub async fn apply(
     if new_crds && !opts.dry_run {
         cluster.discovery(true).await?;
     }
-    let mut results = futures::stream::iter(rest.into_iter().map(|o| apply_one(cluster, o, opts))).buffered(CONCURRENCY);
+    let mut prepared = Vec::with_capacity(rest.len());
+    for object in rest {
+        prepared.push(prepare(cluster, object, opts).await);
+    }
+    let listed = list_live(cluster, &prepared).await;
+    let mut results = futures::stream::iter(prepared.into_iter().map(|p| async {
+        let (object, target) = p?;
+        let live = listed.get(&target.collection_url()).map(|items| items.get(&target.name).cloned());
+        send(cluster, object, target, live, opts).await
+    }))
+    .buffered(CONCURRENCY);
     let mut first_error = None;
     while let Some(r) = results.next().await {
         match r {
@@ -111,8 +128,50 @@ pub async fn apply(
     }
 }
 
-async fn apply_one(cluster: &ClusterClient, mut object: Value, opts: &ApplyOptions) -> Result<Applied> {
-    let started = Instant::now();
+async fn apply_one(cluster: &ClusterClient, object: Value, opts: &ApplyOptions) -> Result<Applied> {
+    let (object, target) = prepare(cluster, object, opts).await?;
+    send(cluster, object, target, None, opts).await
+}
+
+/// The live objects of every collection (kind + namespace) that holds at
+/// least [`LIST_FROM`] of `prepared`, by collection URL and name. A LIST
+/// that fails leaves its objects to their own GETs.
+async fn list_live(cluster: &ClusterClient, prepared: &[Result<(Value, ObjectRef)>]) -> HashMap<String, HashMap<String, Value>> {
+    let mut counts: HashMap<String, (usize, &ObjectRef)> = HashMap::new();
+    for (_, target) in prepared.iter().flatten() {
+        counts.entry(target.collection_url()).or_insert((0, target)).0 += 1;
+    }
+    let mut listed = HashMap::new();
+    for (url, (count, target)) in counts {
+        if count < LIST_FROM {
+            continue;
+        }
+        let Ok(Some(list)) = cluster.get_json(&url, target).await else {
+            continue;
+        };
+        listed.insert(url, items_by_name(list, &target.info));
+    }
+    listed
+}
+
+/// The items of a LIST by name, each as a GET returns it: items of built-in
+/// kinds come without apiVersion and kind.
+fn items_by_name(mut list: Value, info: &ResourceInfo) -> HashMap<String, Value> {
+    let Some(Value::Array(items)) = list.get_mut("items").map(Value::take) else {
+        return HashMap::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|mut item| {
+            item["apiVersion"] = Value::String(info.api_version());
+            item["kind"] = Value::String(info.kind.clone());
+            Some((item.pointer("/metadata/name")?.as_str()?.to_string(), item))
+        })
+        .collect()
+}
+
+/// Resolves an object's kind and namespace (filling it in) and names its target.
+async fn prepare(cluster: &ClusterClient, mut object: Value, opts: &ApplyOptions) -> Result<(Value, ObjectRef)> {
     let api_version = field(&object, "/apiVersion")?;
     let kind = field(&object, "/kind")?;
     let name = field(&object, "/metadata/name")?;
@@ -133,8 +192,25 @@ async fn apply_one(cluster: &ClusterClient, mut object: Value, opts: &ApplyOptio
         None
     };
     compat::fill_port_protocols(&mut object);
-    let target = ObjectRef::new(info, &name, namespace.as_deref());
-    let live = cluster.get_json(&target.url(), &target).await?;
+    Ok((object, ObjectRef::new(info, &name, namespace.as_deref())))
+}
+
+/// Applies one prepared object. `live`: its live state when already known
+/// (`Some(None)`: absent), else it is read first.
+async fn send(
+    cluster: &ClusterClient,
+    object: Value,
+    target: ObjectRef,
+    live: Option<Option<Value>>,
+    opts: &ApplyOptions,
+) -> Result<Applied> {
+    let started = Instant::now();
+    let kind = target.info.kind.clone();
+    let namespace = target.namespace.clone();
+    let live = match live {
+        Some(live) => live,
+        None => cluster.get_json(&target.url(), &target).await?,
+    };
 
     let mut path = format!("{}?fieldManager={FIELD_MANAGER}&force={}", target.url(), opts.force);
     if opts.dry_run {
@@ -337,6 +413,30 @@ mod tests {
         let kept = json!({"spec": {"version": "v1.24.3", "namespace": "istio-system"}});
         assert_eq!(dropped_fields(&sent, &kept, "Istio"), vec![".spec.value"]);
         assert!(dropped_fields(&sent, &sent, "Istio").is_empty());
+    }
+
+    #[test]
+    fn listed_items_read_like_gets() {
+        let info = ResourceInfo {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            plural: "configmaps".into(),
+            singular: "configmap".into(),
+            short_names: vec!["cm".into()],
+            namespaced: true,
+        };
+        let list = json!({"kind": "ConfigMapList", "items": [
+            {"metadata": {"name": "a", "resourceVersion": "7"}, "data": {"k": "v"}},
+            {"metadata": {}}
+        ]});
+        let items = items_by_name(list, &info);
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            items["a"],
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "7"}, "data": {"k": "v"}})
+        );
+        assert!(items_by_name(json!({}), &info).is_empty());
     }
 
     #[test]

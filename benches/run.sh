@@ -326,10 +326,11 @@ git diff --quiet HEAD -- runtime stdlib playbooks Cargo.toml Cargo.lock || commi
     echo
     echo "| benchmark | mesh-run | baseline | ratio | target | met |"
     echo "|---|---|---|---|---|---|"
-    printf '%s\n' "${rows[@]}"
+    printf '%s\n' "${rows[@]}" | sort -V
     echo
     echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1),"
-    echo "$(free -g | awk '/^Mem:/ { print $2 }') GB memory, Linux $(uname -r); load average before / after: $load_before / $load_after."
+    echo "$(free -g | awk '/^Mem:/ { print $2 }') GB memory, Linux $(uname -r); load average before / after: $load_before / $load_after"
+    echo "(the sandbox's API servers share these cores with mesh-run and kubectl; other work on the machine adds noise)."
     echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'). mesh-run commit: $commit. kubectl: $("$kubectl" version --client | head -1)."
     echo
     echo "Ratios are kubectl ÷ mesh-run (how many times faster, or smaller), except scale (1 + 8 ÷ 1 + 1)."

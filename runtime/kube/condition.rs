@@ -130,7 +130,10 @@ fn render(v: &Value) -> String {
 
 /// One line saying where an object stands, for progress and timeouts.
 pub fn describe_state(object: Option<&Value>, checks: &[Check]) -> String {
-    let Some(o) = object else { return "does not exist yet".to_string() };
+    let deleting = checks.contains(&Check::Delete);
+    let Some(o) = object else {
+        return if deleting { "gone" } else { "does not exist yet" }.to_string();
+    };
     let mut parts = Vec::new();
     for check in checks {
         match check {
@@ -151,7 +154,8 @@ pub fn describe_state(object: Option<&Value>, checks: &[Check]) -> String {
                 let v = crate::jsonpath::render(expr, o).unwrap_or_default();
                 parts.push(format!("{expr} = \"{v}\""));
             }
-            Check::Create | Check::Delete => parts.push("exists".into()),
+            Check::Create => parts.push("exists".into()),
+            Check::Delete => parts.push("still exists".into()),
         }
     }
     if let (Some(g), Some(seen)) = (
@@ -261,6 +265,13 @@ mod tests {
         assert!(!ready.holds(Some(&istio("False", 2, 2))));
         assert!(!ready.holds(None));
         assert!(Check::parse("condition=Ready=False").unwrap().holds(Some(&istio("False", 1, 1))));
+    }
+
+    #[test]
+    fn state_lines_speak_of_deletion_when_waiting_for_it() {
+        assert_eq!(describe_state(None, &[Check::Delete]), "gone");
+        assert_eq!(describe_state(Some(&json!({})), &[Check::Delete]), "still exists");
+        assert_eq!(describe_state(None, &[Check::Create]), "does not exist yet");
     }
 
     #[test]

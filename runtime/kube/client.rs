@@ -88,6 +88,30 @@ impl ClusterClient {
         }
     }
 
+    /// A watch on `url` (which carries `watch=true` and its resourceVersion):
+    /// its events, transport failures mapped to `Unreachable`.
+    pub async fn watch_events(&self, url: &str) -> Result<impl futures::Stream<Item = Result<kube::core::WatchEvent<Value>>> + use<>> {
+        let request = Request::get(url)
+            .body(Vec::new())
+            .map_err(|e| Error::usage(format!("bad watch path {url}: {e}")))?;
+        let events = self
+            .client
+            .request_events::<Value>(request)
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let (name, url) = (self.name.clone(), self.url.clone());
+        Ok(futures::StreamExt::map(
+            events,
+            move |event: std::result::Result<_, kube::Error>| {
+                event.map_err(|e| Error::Unreachable {
+                    cluster: name.clone(),
+                    url: url.clone(),
+                    message: e.to_string(),
+                })
+            },
+        ))
+    }
+
     /// Turns a failed response into the error a user can act on.
     pub fn api_error(&self, res: &Response, object: &str, action: &str) -> Error {
         let message = res

@@ -58,10 +58,10 @@ async fn watch_until(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Option<Value>> {
     // Waiting for deletion of a kind the server does not serve: nothing of it can exist.
-    if req.checks.iter().all(|c| *c == Check::Delete) {
-        if let Err(Error::UnknownKind { .. }) = ObjectRef::resolve(cluster, req.resource, req.namespace).await {
-            return Ok(None);
-        }
+    if req.checks.iter().all(|c| *c == Check::Delete)
+        && let Err(Error::UnknownKind { .. }) = ObjectRef::resolve(cluster, req.resource, req.namespace).await
+    {
+        return Ok(None);
     }
     let target = resolve_when_served(cluster, req.resource, req.namespace, progress).await?;
     *target_name = target.to_string();
@@ -89,32 +89,19 @@ async fn watch_until(
         if let Some(done) = judge(last.as_ref()) {
             return done.map(|_| last.clone());
         }
-        let mut rv = list
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("0")
-            .to_string();
+        let rv = list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("0");
         let watch_url = format!(
             "{}?watch=true&{selector}&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=290",
             target.collection_url()
         );
-        let request = http::Request::get(watch_url)
-            .body(Vec::new())
-            .map_err(|e| Error::usage(e.to_string()))?;
-        let events = cluster
-            .client
-            .request_events::<Value>(request)
-            .await
-            .map_err(|e| cluster.unreachable(e))?;
+        let events = cluster.watch_events(&watch_url).await?;
         futures::pin_mut!(events);
-        while let Some(event) = events.try_next().await.map_err(|e| cluster.unreachable(e))? {
+        while let Some(event) = events.try_next().await? {
             match event {
                 WatchEvent::Added(o) | WatchEvent::Modified(o) => *last = Some(o),
                 WatchEvent::Deleted(_) => *last = None,
-                WatchEvent::Bookmark(b) => {
-                    rv = b.metadata.resource_version;
-                    continue;
-                }
+                // Bookmarks only keep the watch alive: a relist starts fresh anyway.
+                WatchEvent::Bookmark(_) => continue,
                 // 410 Gone and friends: the resourceVersion is too old, relist.
                 WatchEvent::Error(_) => break,
             }
@@ -122,7 +109,7 @@ async fn watch_until(
                 return done.map(|_| last.clone());
             }
         }
-        let _ = rv;
+        // The watch ended (server timeout, 410 Gone): list again and go on.
     }
 }
 
@@ -146,16 +133,11 @@ async fn resolve_when_served(
                 if ObjectRef::resolve(cluster, resource, namespace).await.is_ok() {
                     continue;
                 }
-                let request = http::Request::get(format!("{crds}?watch=true&resourceVersion={rv}&timeoutSeconds=290"))
-                    .body(Vec::new())
-                    .map_err(|e| Error::usage(e.to_string()))?;
                 let events = cluster
-                    .client
-                    .request_events::<Value>(request)
-                    .await
-                    .map_err(|e| cluster.unreachable(e))?;
+                    .watch_events(&format!("{crds}?watch=true&resourceVersion={rv}&timeoutSeconds=290"))
+                    .await?;
                 futures::pin_mut!(events);
-                while let Some(event) = events.try_next().await.map_err(|e| cluster.unreachable(e))? {
+                while let Some(event) = events.try_next().await? {
                     if matches!(event, WatchEvent::Added(_) | WatchEvent::Modified(_)) {
                         cluster.discovery(true).await?;
                         if let Ok(t) = ObjectRef::resolve(cluster, resource, namespace).await {

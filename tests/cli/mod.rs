@@ -34,7 +34,7 @@ fn check_compiles_every_shipped_playbook_and_its_modules() {
         .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
         .map(|p| p.display().to_string())
         .collect();
-    assert!(playbooks.len() >= 1);
+    assert!(!playbooks.is_empty());
     let out = Test::new().args(["check"]).args(playbooks.iter().cloned()).run();
     out.status(0);
     for p in &playbooks {

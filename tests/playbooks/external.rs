@@ -14,7 +14,7 @@ use crate::support::{self, Test};
 
 const CLUSTERS: &[&str] = &["control-plane", "data-plane"];
 
-fn inputs<'a>(api_server: &'a str) -> Vec<(&'a str, &'a str)> {
+fn inputs(api_server: &str) -> Vec<(&str, &str)> {
     vec![
         ("CTX_CONTROL_PLANE_CLUSTER", "control-plane"),
         ("CTX_DATA_PLANE_CLUSTER", "data-plane"),

@@ -183,8 +183,6 @@ async fn create_remote_secret(session: &Session, cluster: &ClusterHandle, req: R
     Ok(secret)
 }
 
-/// An istioctl-worded failure while getting the token, naming the cluster.
-
 #[cfg(test)]
 mod tests {
     use super::*;

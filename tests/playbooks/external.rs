@@ -27,7 +27,7 @@ async fn external_procedure_then_rerun_verify_and_teardown() {
     let sandbox = support::sandbox("external", CLUSTERS);
     broken_order_fails_with_the_timeout_explanation(sandbox);
 
-    let api_server = server_of(sandbox, "data-plane");
+    let api_server = sandbox.server("data-plane");
     let started = Instant::now();
     run(sandbox, "external.rhai", &inputs(&api_server), &[]).status(0);
     eprintln!("external.rhai: {:?}", started.elapsed());

@@ -83,18 +83,6 @@ async fn ingress_address(client: &kube::Client, namespace: &str) -> String {
     ingress.first().and_then(|i| i.ip.clone()).expect("a LoadBalancer address")
 }
 
-/// The API server URL of `context` in the sandbox's kubeconfig.
-fn server_of(sandbox: &SandboxHandle, context: &str) -> String {
-    let text = std::fs::read_to_string(sandbox.kubeconfig()).unwrap();
-    let kubeconfig: Value = serde_saphyr::from_str(&text).unwrap();
-    let clusters = kubeconfig["clusters"].as_array().unwrap();
-    let cluster = clusters
-        .iter()
-        .find(|c| c["name"] == context)
-        .expect("cluster in sandbox kubeconfig");
-    cluster["cluster"]["server"].as_str().unwrap().to_string()
-}
-
 /// A remote secret as istioctl writes it: label, annotation, one key holding
 /// a kubeconfig for `server`, whose token authenticates there as `user`.
 async fn assert_remote_secret(

@@ -37,7 +37,7 @@ async fn one_control_plane_three_data_planes_then_teardown() {
         &cp,
         ("external-istiod", "istio-kubeconfig", "config"),
         "cluster1",
-        &server_of(sandbox, "dp1"),
+        &sandbox.server("dp1"),
         "system:serviceaccount:external-istiod:istiod-external-istiod",
     )
     .await;
@@ -74,7 +74,7 @@ async fn one_control_plane_three_data_planes_then_teardown() {
             &cp,
             ("external-istiod", &secret_name, name),
             name,
-            &server_of(sandbox, context),
+            &sandbox.server(context),
             "system:serviceaccount:external-istiod:istio-reader-service-account",
         )
         .await;

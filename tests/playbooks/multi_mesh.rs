@@ -105,7 +105,7 @@ async fn two_meshes_on_one_control_plane_then_teardown() {
             &cp,
             (rev, "istio-kubeconfig", "config"),
             cluster,
-            &server_of(sandbox, context),
+            &sandbox.server(context),
             &format!("system:serviceaccount:{rev}:istiod-{rev}"),
         )
         .await;

@@ -30,18 +30,6 @@ async fn create_service_account(client: &kube::Client, namespace: &str, name: &s
         .expect("create service account");
 }
 
-/// The API server URL of `context` in the sandbox's kubeconfig.
-fn server_of(sandbox: &SandboxHandle, context: &str) -> String {
-    let text = std::fs::read_to_string(sandbox.kubeconfig()).unwrap();
-    let kubeconfig: Value = serde_saphyr::from_str(&text).unwrap();
-    let clusters = kubeconfig["clusters"].as_array().unwrap();
-    let cluster = clusters
-        .iter()
-        .find(|c| c["name"] == context)
-        .expect("cluster in sandbox kubeconfig");
-    cluster["cluster"]["server"].as_str().unwrap().to_string()
-}
-
 /// The applied Secret on the control plane, and its kubeconfig (text and parsed).
 async fn applied(client: &kube::Client, namespace: &str, name: &str, key: &str) -> (Secret, String, Value) {
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
@@ -146,7 +134,7 @@ async fn remote_type_creates_the_reader_account_and_its_token_works() {
 
     let (secret, text, kubeconfig) = applied(&cp, "rs-remote", "istio-remote-secret-dp1", "dp1").await;
     assert_istio_metadata(&secret, "dp1");
-    let dp_server = server_of(sandbox, "data-plane");
+    let dp_server = sandbox.server("data-plane");
     assert_eq!(kubeconfig["clusters"][0]["cluster"]["server"], dp_server.as_str());
     assert_eq!(kubeconfig["current-context"], "dp1");
     assert_eq!(
@@ -221,7 +209,7 @@ async fn config_type_uses_the_given_account_server_and_kube_system_uid() {
     );
 
     // The kubeconfig names an address the sandbox does not have: point kubectl at the real one.
-    let dp_server = server_of(sandbox, "data-plane");
+    let dp_server = sandbox.server("data-plane");
     assert_authenticates(sandbox, &text, Some(&dp_server), "system:serviceaccount:rs-config:istiod-rs-config").await;
 }
 

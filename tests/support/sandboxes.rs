@@ -88,6 +88,18 @@ impl SandboxHandle {
         self.dir.join("kubeconfig")
     }
 
+    /// The API server URL of `context` in the sandbox's kubeconfig.
+    pub fn server(&self, context: &str) -> String {
+        let text = std::fs::read_to_string(self.kubeconfig()).expect("sandbox kubeconfig");
+        let kubeconfig: serde_json::Value = serde_saphyr::from_str(&text).expect("sandbox kubeconfig parses");
+        let clusters = kubeconfig["clusters"].as_array().expect("clusters in sandbox kubeconfig");
+        let cluster = clusters
+            .iter()
+            .find(|c| c["name"] == context)
+            .expect("cluster in sandbox kubeconfig");
+        cluster["cluster"]["server"].as_str().expect("server URL").to_string()
+    }
+
     /// A kube client for `context` of the sandbox's kubeconfig (TLS verified).
     pub async fn client(&self, context: &str) -> kube::Client {
         let yaml = std::fs::read_to_string(self.kubeconfig()).expect("sandbox kubeconfig");

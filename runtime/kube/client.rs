@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::RwLock;
 
 use super::discovery::{Discovery, ResourceInfo};
+use super::trace;
 use crate::error::{Error, Result};
 
 pub struct ClusterClient {
@@ -28,13 +29,9 @@ pub struct Response {
 }
 
 impl ClusterClient {
-    pub fn new(name: &str, mut config: kube::Config) -> Result<Self> {
-        // An unreachable server must fail within seconds, not after the OS's
-        // TCP timeout. Reads stay unbounded: watches are long-lived.
-        config.connect_timeout = Some(Duration::from_secs(3));
-        config.read_timeout = None;
+    pub fn new(name: &str, config: kube::Config) -> Result<Self> {
         let url = config.cluster_url.to_string().trim_end_matches('/').to_string();
-        let client = kube::Client::try_from(config).map_err(|e| Error::Kubeconfig {
+        let client = connect(&config).map_err(|e| Error::Kubeconfig {
             path: format!("context {name}"),
             message: e.to_string(),
         })?;
@@ -57,25 +54,41 @@ impl ClusterClient {
     /// Sends one request; transport failures become `Unreachable`, HTTP
     /// failures are returned as a `Response` for the caller to interpret.
     pub async fn call(&self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Result<Response> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(http::header::ACCEPT, "application/json");
-        if let Some(ct) = content_type {
-            req = req.header(http::header::CONTENT_TYPE, ct);
-        }
-        let req = req
-            .body(kube::client::Body::from(body))
-            .map_err(|e| Error::usage(format!("bad request path {path}: {e}")))?;
-        let res = self.client.send(req).await.map_err(|e| self.unreachable(transport_reason(&e)))?;
-        let status = res.status();
-        let bytes = res.into_body().collect_bytes().await.map_err(|e| self.unreachable(e))?;
+        let (status, bytes) = self.send(method, path, "application/json", content_type, body).await?;
         let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         Ok(Response { status, body })
+    }
+
+    /// The one place requests go out (and are traced): status and raw body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        accept: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, bytes::Bytes)> {
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(http::header::ACCEPT, accept);
+        if let Some(ct) = content_type {
+            req = req.header(http::header::CONTENT_TYPE, ct);
+        }
+        let req = req
+            .body(kube::client::Body::from(body))
+            .map_err(|e| Error::usage(format!("bad request path {path}: {e}")))?;
+        let traced = trace::start();
+        let res = self.client.send(req).await;
+        trace::finish(traced, &self.name, &method, path, res.as_ref().ok().map(|r| r.status()));
+        let res = res.map_err(|e| self.unreachable(transport_reason(&e)))?;
+        let status = res.status();
+        let bytes = res.into_body().collect_bytes().await.map_err(|e| self.unreachable(e))?;
+        Ok((status, bytes))
     }
 
     /// GET returning `None` on 404.
@@ -94,11 +107,10 @@ impl ClusterClient {
         let request = Request::get(url)
             .body(Vec::new())
             .map_err(|e| Error::usage(format!("bad watch path {url}: {e}")))?;
-        let events = self
-            .client
-            .request_events::<Value>(request)
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let traced = trace::start();
+        let events = self.client.request_events::<Value>(request).await;
+        trace::finish(traced, &self.name, &Method::GET, url, events.is_ok().then_some(StatusCode::OK));
+        let events = events.map_err(|e| self.unreachable(e))?;
         let (name, url) = (self.name.clone(), self.url.clone());
         Ok(futures::StreamExt::map(
             events,
@@ -206,6 +218,29 @@ impl ClusterClient {
             message: d.explain_missing(api_version, kind),
         })
     }
+}
+
+/// kube's client stack (base URL, credentials, extra headers over rustls),
+/// on a connector of our own: kube's leaves Nagle's algorithm on, and a
+/// request written in two segments then waits for the API server's delayed
+/// ACK — 40 ms stalls on fresh connections (issue 6, seen with
+/// `MESH_RUN_TRACE=http`). An unreachable server must fail within seconds,
+/// not after the OS's TCP timeout; reads stay unbounded (watches are long-lived).
+fn connect(config: &kube::Config) -> kube::Result<kube::Client> {
+    use kube::client::ConfigExt;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(3)));
+    let https = config.rustls_https_connector_with_connector(http)?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(client);
+    Ok(kube::Client::new(service, config.default_namespace.clone()))
 }
 
 /// Names the conflicting fields the API server listed in the Status causes.

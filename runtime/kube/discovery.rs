@@ -3,7 +3,7 @@
 //! Keeps what kubectl needs to resolve names: plural, singular, short names.
 
 use futures::future::join_all;
-use http::{Method, Request};
+use http::Method;
 use serde_json::Value;
 
 use super::ClusterClient;
@@ -199,15 +199,7 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 }
 
 async fn get(cluster: &ClusterClient, path: &str, accept: &str) -> Result<Value> {
-    let req = Request::builder()
-        .method(Method::GET)
-        .uri(path)
-        .header(http::header::ACCEPT, accept)
-        .body(kube::client::Body::from(Vec::new()))
-        .map_err(|e| Error::usage(e.to_string()))?;
-    let res = cluster.client.send(req).await.map_err(|e| cluster.unreachable(e))?;
-    let status = res.status();
-    let bytes = res.into_body().collect_bytes().await.map_err(|e| cluster.unreachable(e))?;
+    let (status, bytes) = cluster.send(Method::GET, path, accept, None, Vec::new()).await?;
     if !status.is_success() {
         return Err(Error::Api {
             cluster: cluster.name.clone(),

@@ -59,6 +59,7 @@ start_sandbox() {
     local dir=$work/$1
     "$bin" sandbox --sim-delay 0s --dir "$dir" --clusters "$2" >"$work/$1.log" 2>&1 &
     sandbox_pid=$!
+    sandbox_dir=$dir
     for _ in $(seq 1 1800); do
         [[ -e $dir/ready ]] && break
         kill -0 "$sandbox_pid" 2>/dev/null || { cat "$work/$1.log" >&2; exit 1; }
@@ -84,12 +85,54 @@ timed() {
     echo $((end - start))
 }
 
+# sandbox_cpu_us DIR: CPU time (µs, user + system) used so far by the
+# sandbox started in DIR: its etcds, API servers, controller managers and the
+# simulator (every process whose command line names DIR).
+sandbox_cpu_us() {
+    local f pid total=0
+    for f in /proc/[0-9]*/cmdline; do
+        grep -qF -- "$1" "$f" 2>/dev/null || continue
+        pid=${f#/proc/}
+        pid=${pid%/cmdline}
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo $((total * 1000000 / $(getconf CLK_TCK)))
+}
+
+# timed_cpu LOG CMD...: like `timed`, and where the CPU went:
+# "WALL_US CLIENT_CPU_US SANDBOX_CPU_US" (the command's own CPU; the sandbox's
+# during the command). CPU, unlike wall time, does not shrink with
+# concurrency: the sum divided by the cores is the least wall time any client
+# could take for the same requests on this machine.
+timed_cpu() {
+    local log=$1 before wall after u0 s0 u1 s1
+    shift
+    before=$(sandbox_cpu_us "$sandbox_dir")
+    # `times` (a redirect, not a pipe: a subshell would see no children)
+    # before and after: the difference is the command's CPU.
+    times >"$log.times"
+    wall=$(timed "$log" "$@")
+    times >>"$log.times"
+    after=$(sandbox_cpu_us "$sandbox_dir")
+    read -r u0 s0 < <(sed -n 2p "$log.times")
+    read -r u1 s1 < <(sed -n 4p "$log.times")
+    echo "$wall $(($(secs_us "$u1") + $(secs_us "$s1") - $(secs_us "$u0") - $(secs_us "$s0"))) $((after - before))"
+}
+# secs_us 0m0.123s -> 123000
+secs_us() { awk -v t="$1" 'BEGIN { split(t, p, "m"); sub("s", "", p[2]); printf "%d", (p[1] * 60 + p[2]) * 1e6 }'; }
+
 # The table: one row per figure, printed as it is measured.
 rows=()
 # row NAME MESH_RUN BASELINE RATIO TARGET MET
 row() {
     rows+=("| $1 | $2 | $3 | $4 | $5 | $6 |")
     printf '%-44s mesh-run %-10s  %-26s ratio %-7s target %-12s %s\n' "$1" "$2" "$3" "$4" "$5" "$6"
+}
+# Notes under the table: where the time goes, for the rows that need it.
+notes=()
+note() {
+    notes+=("$*")
+    echo "   $*"
 }
 # faster-by MESH_US BASELINE_US TARGET_X: "12.3×" and whether it meets the target.
 ratio() { awk -v m="$1" -v b="$2" 'BEGIN { printf "%.1f×", b / m }'; }
@@ -184,20 +227,35 @@ configmaps() {
 let c = cluster(input("CTX"));
 c.apply_file("cms.yaml", #{ namespace: input("NS") });
 EOF
-    local mesh=() kube=()
+    local mesh=() kube=() mesh_cpu=() kube_cpu=() mesh_own=() kube_own=()
     for i in $(seq 0 "$RUNS"); do
         kc control-plane create namespace "cms-mesh-run-$i" >/dev/null
         kc control-plane create namespace "cms-kubectl-$i" >/dev/null
-        local m k
-        m=$(timed "$work/cms-mesh-run-$i.log" "$bin" "$dir/apply.rhai" --set CTX=control-plane --set "NS=cms-mesh-run-$i" --output json)
-        k=$(timed "$work/cms-kubectl-$i.log" "$kubectl" --context control-plane apply --server-side -f "$dir/cms.yaml" -n "cms-kubectl-$i")
+        local m k mw mc ms kw kc_ ks
+        m=$(timed_cpu "$work/cms-mesh-run-$i.log" "$bin" "$dir/apply.rhai" --set CTX=control-plane --set "NS=cms-mesh-run-$i" --output json)
+        k=$(timed_cpu "$work/cms-kubectl-$i.log" "$kubectl" --context control-plane apply --server-side -f "$dir/cms.yaml" -n "cms-kubectl-$i")
+        read -r mw mc ms <<<"$m"
+        read -r kw kc_ ks <<<"$k"
         # Run 0 warms up both; its namespaces and the others stay until the sandbox stops.
-        if ((i > 0)); then mesh+=("$m"); kube+=("$k"); fi
+        if ((i > 0)); then
+            mesh+=("$mw") kube+=("$kw")
+            mesh_cpu+=("$ms") kube_cpu+=("$ks") mesh_own+=("$mc") kube_own+=("$kc_")
+        fi
     done
     m=$(printf '%s\n' "${mesh[@]}" | median)
     k=$(printf '%s\n' "${kube[@]}" | median)
     row "2. 1,000 ConfigMaps, one file, median of $RUNS" "$(s "$m")" "\`kubectl apply --server-side\` $(s "$k")" "$(ratio "$m" "$k")" "≥ 5× faster" \
         "$(met "$k / $m >= 5")"
+    local sm so sk sko floor
+    sm=$(printf '%s\n' "${mesh_cpu[@]}" | median)
+    so=$(printf '%s\n' "${mesh_own[@]}" | median)
+    sk=$(printf '%s\n' "${kube_cpu[@]}" | median)
+    sko=$(printf '%s\n' "${kube_own[@]}" | median)
+    floor=$(((sm + so) / $(nproc)))
+    note "2. CPU per run (medians): with mesh-run, the sandbox (API server, etcd, controller manager) $(s "$sm") + mesh-run $(s "$so");" \
+        "with kubectl, the sandbox $(s "$sk") + kubectl $(s "$sko"). The 1,000 server-side applies alone need $(s "$sm") of CPU, so on" \
+        "$(nproc) cores no client can finish in less than $(s "$floor") ((sandbox + client CPU) / cores): here the best possible ratio" \
+        "is $(ratio "$floor" "$k"), and mesh-run takes $(awk -v m="$m" -v f="$floor" 'BEGIN { printf "%.2f", m / f }')× that floor."
 }
 
 # --- 3. wait latency ---------------------------------------------------------
@@ -279,20 +337,33 @@ scale() {
     start_sandbox scale "control-plane,$(IFS=,; echo "${dps[*]}")"
     local all
     all=$(IFS=,; echo "${dps[*]}")
+    local cpu1=() cpun=()
     for i in $(seq 0 "$SCALE_RUNS"); do
-        local t1 tn
-        t1=$(timed "$work/scale-1-$i.log" "$bin" "$playbook" --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set CTX_DATA_PLANE_CLUSTERS=dp1 --output json)
+        local t1 tn w1 c1 s1 wn cn sn
+        t1=$(timed_cpu "$work/scale-1-$i.log" "$bin" "$playbook" --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set CTX_DATA_PLANE_CLUSTERS=dp1 --output json)
         teardown control-plane dp1
-        tn=$(timed "$work/scale-n-$i.log" "$bin" "$playbook" --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set "CTX_DATA_PLANE_CLUSTERS=$all" --output json)
+        tn=$(timed_cpu "$work/scale-n-$i.log" "$bin" "$playbook" --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set "CTX_DATA_PLANE_CLUSTERS=$all" --output json)
         teardown control-plane "${dps[@]}"
-        if ((i > 0)); then one+=("$t1"); many+=("$tn"); fi
+        read -r w1 c1 s1 <<<"$t1"
+        read -r wn cn sn <<<"$tn"
+        if ((i > 0)); then
+            one+=("$w1") many+=("$wn")
+            cpu1+=($((c1 + s1))) cpun+=($((cn + sn)))
+        fi
     done
     stop_sandbox
-    local m1 mn
+    local m1 mn c1m cnm floor
     m1=$(printf '%s\n' "${one[@]}" | median)
     mn=$(printf '%s\n' "${many[@]}" | median)
     row "6. scale: 1 + $SCALE_DATA_PLANES clusters, median of $SCALE_RUNS" "$(s "$mn")" "1 + 1 clusters $(s "$m1")" \
         "$(awk -v a="$mn" -v b="$m1" 'BEGIN { printf "%.1f×", a / b }')" "≤ 2× the 1 + 1" "$(met "$mn / $m1 <= 2")"
+    c1m=$(printf '%s\n' "${cpu1[@]}" | median)
+    cnm=$(printf '%s\n' "${cpun[@]}" | median)
+    floor=$((cnm / $(nproc)))
+    note "6. CPU per run (medians, sandbox + mesh-run): 1 + 1 $(s "$c1m"), 1 + $SCALE_DATA_PLANES $(s "$cnm"): each data plane costs its API" \
+        "server, etcd and the simulated operator about $(s $(((cnm - c1m) / (SCALE_DATA_PLANES - 1)))) of CPU. On $(nproc) cores 1 + $SCALE_DATA_PLANES" \
+        "cannot take less than $(s "$floor") (CPU / cores), i.e. $(awk -v f="$floor" -v b="$m1" 'BEGIN { printf "%.1f×", f / b }') the 1 + 1 run even with" \
+        "perfect overlap; mesh-run takes $(awk -v m="$mn" -v f="$floor" 'BEGIN { printf "%.2f", m / f }')× that floor."
 }
 
 # --- the run -------------------------------------------------------------------
@@ -328,6 +399,12 @@ git diff --quiet HEAD -- runtime stdlib playbooks Cargo.toml Cargo.lock || commi
     echo "|---|---|---|---|---|---|"
     printf '%s\n' "${rows[@]}" | sort -V
     echo
+    if ((${#notes[@]})); then
+        echo "Where the time goes (CPU is measured per process from /proc; it does not shrink with concurrency):"
+        echo
+        printf -- '- %s\n' "${notes[@]}"
+        echo
+    fi
     echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1),"
     echo "$(free -g | awk '/^Mem:/ { print $2 }') GB memory, Linux $(uname -r); load average before / after: $load_before / $load_after"
     echo "(the sandbox's API servers share these cores with mesh-run and kubectl; other work on the machine adds noise)."

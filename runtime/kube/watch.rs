@@ -81,32 +81,48 @@ async fn watch_until(
         }
         req.checks.iter().all(|c| c.holds(object)).then_some(Ok(()))
     };
+    let done = observe(cluster, &target.collection_url(), name, &target, |object| {
+        *last = object.cloned();
+        judge(object)
+    })
+    .await?;
+    done.map(|_| last.clone())
+}
+
+/// The one list-then-watch loop on a named object of `collection` (a
+/// collection URL without query; `what` names it in errors): `judge` sees the object (None: absent or
+/// deleted) after the list and after every event, until it returns a
+/// verdict. Relists when the watch ends or its resourceVersion expired.
+/// Unbounded: callers put their own timeout around it.
+pub async fn observe<R>(
+    cluster: &ClusterClient,
+    collection: &str,
+    name: &str,
+    what: &dyn std::fmt::Display,
+    mut judge: impl FnMut(Option<&Value>) -> Option<R>,
+) -> Result<R> {
     let selector = format!("fieldSelector=metadata.name%3D{name}");
     loop {
-        let list_url = format!("{}?{selector}", target.collection_url());
-        let list = cluster.get_json(&list_url, &target).await?.unwrap_or(Value::Null);
-        *last = list.get("items").and_then(Value::as_array).and_then(|i| i.first()).cloned();
-        if let Some(done) = judge(last.as_ref()) {
-            return done.map(|_| last.clone());
+        let list = cluster.get_json(&format!("{collection}?{selector}"), what).await?.unwrap_or(Value::Null);
+        let mut current = list.get("items").and_then(Value::as_array).and_then(|i| i.first()).cloned();
+        if let Some(verdict) = judge(current.as_ref()) {
+            return Ok(verdict);
         }
         let rv = list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("0");
-        let watch_url = format!(
-            "{}?watch=true&{selector}&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=290",
-            target.collection_url()
-        );
+        let watch_url = format!("{collection}?watch=true&{selector}&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=290");
         let events = cluster.watch_events(&watch_url).await?;
         futures::pin_mut!(events);
         while let Some(event) = events.try_next().await? {
             match event {
-                WatchEvent::Added(o) | WatchEvent::Modified(o) => *last = Some(o),
-                WatchEvent::Deleted(_) => *last = None,
+                WatchEvent::Added(o) | WatchEvent::Modified(o) => current = Some(o),
+                WatchEvent::Deleted(_) => current = None,
                 // Bookmarks only keep the watch alive: a relist starts fresh anyway.
                 WatchEvent::Bookmark(_) => continue,
                 // 410 Gone and friends: the resourceVersion is too old, relist.
                 WatchEvent::Error(_) => break,
             }
-            if let Some(done) = judge(last.as_ref()) {
-                return done.map(|_| last.clone());
+            if let Some(verdict) = judge(current.as_ref()) {
+                return Ok(verdict);
             }
         }
         // The watch ended (server timeout, 410 Gone): list again and go on.

@@ -12,6 +12,7 @@ mod apply;
 mod errors;
 mod get_jsonpath;
 mod objects;
+mod trace;
 mod wait;
 
 const CLUSTERS: &[&str] = &["control-plane", "data-plane"];

@@ -5,9 +5,7 @@
 
 use std::time::Instant;
 
-use futures::TryStreamExt;
 use http::{Method, StatusCode};
-use kube::core::WatchEvent;
 use serde_json::Value;
 
 use super::{Request, TOKEN_WAIT};
@@ -15,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::kube::ClusterClient;
 use crate::kube::apply::ApplyOptions;
 use crate::kube::remote_secret as rs;
+use crate::kube::watch;
 use crate::session::{ClusterHandle, Session};
 
 pub(super) fn token_failure(client: &ClusterClient, message: impl std::fmt::Display) -> Error {
@@ -268,52 +267,16 @@ pub(super) async fn watch_until<T>(
     what: &str,
     mut judge: impl FnMut(&Value) -> Option<T>,
 ) -> Result<Option<T>> {
-    let collection = format!("{path}?fieldSelector=metadata.name%3D{name}");
     let gone = || Error::NotFound {
         cluster: client.name.clone(),
         object: what.to_string(),
     };
-    let watching = async {
-        // List, then watch from there; again if the watch ends early.
-        loop {
-            let list = client.get_json(&collection, &what).await?.unwrap_or(Value::Null);
-            let current = list
-                .get("items")
-                .and_then(Value::as_array)
-                .and_then(|items| items.first())
-                .ok_or_else(gone)?;
-            if let Some(found) = judge(current) {
-                return Ok(found);
-            }
-            let rv = list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("0");
-            let url = format!(
-                "{collection}&watch=true&resourceVersion={rv}&timeoutSeconds={}",
-                TOKEN_WAIT.as_secs() + 1
-            );
-            let request = http::Request::get(url).body(Vec::new()).map_err(|e| Error::usage(e.to_string()))?;
-            let events = client
-                .client
-                .request_events::<Value>(request)
-                .await
-                .map_err(|e| client.unreachable(e))?;
-            futures::pin_mut!(events);
-            while let Some(event) = events.try_next().await.map_err(|e| client.unreachable(e))? {
-                match event {
-                    WatchEvent::Added(object) | WatchEvent::Modified(object) => {
-                        if let Some(found) = judge(&object) {
-                            return Ok(found);
-                        }
-                    }
-                    WatchEvent::Deleted(_) => return Err(gone()),
-                    WatchEvent::Bookmark(_) => {}
-                    // 410 Gone: the resourceVersion is too old, relist.
-                    WatchEvent::Error(_) => break,
-                }
-            }
-        }
-    };
+    let watching = watch::observe(client, path, name, &what, |object| match object {
+        None => Some(Err(gone())),
+        Some(o) => judge(o).map(Ok),
+    });
     match tokio::time::timeout(TOKEN_WAIT, watching).await {
-        Ok(result) => result.map(Some),
+        Ok(result) => result?.map(Some),
         Err(_) => Ok(None),
     }
 }

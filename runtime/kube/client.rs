@@ -314,10 +314,16 @@ mod tests {
             h
         };
         assert_eq!(retry_after(StatusCode::TOO_MANY_REQUESTS, &with("1")), Some(Duration::from_secs(1)));
-        assert_eq!(retry_after(StatusCode::SERVICE_UNAVAILABLE, &with("60")), Some(Duration::from_secs(10)));
+        assert_eq!(
+            retry_after(StatusCode::SERVICE_UNAVAILABLE, &with("60")),
+            Some(Duration::from_secs(10))
+        );
         assert_eq!(retry_after(StatusCode::TOO_MANY_REQUESTS, &with("0")), Some(Duration::from_secs(1)));
         assert_eq!(retry_after(StatusCode::TOO_MANY_REQUESTS, &http::HeaderMap::new()), None);
-        assert_eq!(retry_after(StatusCode::TOO_MANY_REQUESTS, &with("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(
+            retry_after(StatusCode::TOO_MANY_REQUESTS, &with("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
         assert_eq!(retry_after(StatusCode::CONFLICT, &with("1")), None);
     }
 

@@ -103,7 +103,10 @@ pub async fn observe<R>(
 ) -> Result<R> {
     let selector = format!("fieldSelector=metadata.name%3D{name}");
     loop {
-        let list = cluster.get_json(&format!("{collection}?{selector}"), what).await?.unwrap_or(Value::Null);
+        let list = cluster
+            .get_json(&format!("{collection}?{selector}"), what)
+            .await?
+            .unwrap_or(Value::Null);
         let mut current = list.get("items").and_then(Value::as_array).and_then(|i| i.first()).cloned();
         if let Some(verdict) = judge(current.as_ref()) {
             return Ok(verdict);

@@ -33,7 +33,10 @@ cp.wait("secret/traced", #{ namespace: "prim-trace", "for": "create" });
         .run();
     quiet.status(0).stderr_lacks("[http]");
     assert_eq!(
-        kubectl("control-plane", &["get", "secret", "traced", "-n", "prim-trace", "-o", "jsonpath={.type}"]),
+        kubectl(
+            "control-plane",
+            &["get", "secret", "traced", "-n", "prim-trace", "-o", "jsonpath={.type}"]
+        ),
         "Opaque"
     );
 }

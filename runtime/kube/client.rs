@@ -245,13 +245,15 @@ fn retry_after(status: StatusCode, headers: &http::HeaderMap) -> Option<Duration
     Some(Duration::from_secs(seconds.clamp(1, 10)))
 }
 
-/// kube's client stack (base URL, credentials, extra headers over rustls),
-/// on a connector of our own: kube's leaves Nagle's algorithm on, and a
-/// request written in two segments then waits for the API server's delayed
-/// ACK — 40 ms stalls on fresh connections (issue 6, seen with
-/// `MESH_RUN_TRACE=http`). An unreachable server must fail within seconds,
-/// not after the OS's TCP timeout; reads stay unbounded (watches are long-lived).
-fn connect(config: &kube::Config) -> kube::Result<kube::Client> {
+/// A kube client for `config`: every client mesh-run makes (the sandbox's and
+/// its simulators' too) comes from here. kube's client stack (base URL,
+/// credentials, extra headers over rustls), on a connector of our own: kube's
+/// leaves Nagle's algorithm on, and a request written in two segments then
+/// waits for the API server's delayed ACK — 40 ms stalls on fresh connections
+/// (issue 6, seen with `MESH_RUN_TRACE=http`). An unreachable server must
+/// fail within seconds, not after the OS's TCP timeout; reads stay unbounded
+/// (watches are long-lived): `config`'s timeouts are not used.
+pub fn connect(config: &kube::Config) -> kube::Result<kube::Client> {
     use kube::client::ConfigExt;
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);

@@ -66,7 +66,8 @@ impl ClusterHandle {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let request = http::Request::get("/readyz").body(Vec::new()).map_err(|e| sandbox_error(&e))?;
-            if let Ok(body) = self.client.request_text(request).await
+            // Bounded: a server still starting must not hold the poll.
+            if let Ok(Ok(body)) = tokio::time::timeout(Duration::from_secs(2), self.client.request_text(request)).await
                 && body.trim() == "ok"
             {
                 return Ok(());

@@ -132,14 +132,12 @@ pub async fn client_for(yaml: &str, context: &str) -> Result<kube::Client> {
         context: Some(context.to_string()),
         ..Default::default()
     };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| Error::Sandbox {
             message: format!("kubeconfig for {context}: {e}"),
         })?;
-    // Fresh clusters answer fast; a short timeout keeps readiness polling snappy.
-    config.connect_timeout = Some(std::time::Duration::from_secs(2));
-    kube::Client::try_from(config).map_err(|e| Error::Sandbox {
+    crate::kube::client::connect(&config).map_err(|e| Error::Sandbox {
         message: format!("client for {context}: {e}"),
     })
 }

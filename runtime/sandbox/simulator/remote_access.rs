@@ -128,17 +128,15 @@ async fn check(target: &SimulatedCluster, kubeconfig: &[u8]) -> Result<(), Strin
         context: Some(context),
         ..Default::default()
     };
-    let mut config = kube::Config::from_custom_kubeconfig(parsed, &options)
+    let config = kube::Config::from_custom_kubeconfig(parsed, &options)
         .await
         .map_err(|e| format!("unusable kubeconfig: {e}"))?;
-    config.connect_timeout = Some(Duration::from_secs(3));
-    config.read_timeout = Some(Duration::from_secs(5));
-    let client = kube::Client::try_from(config).map_err(|e| format!("unusable kubeconfig: {e}"))?;
+    let client = crate::kube::client::connect(&config).map_err(|e| format!("unusable kubeconfig: {e}"))?;
     // Discovery is allowed to every authenticated user (system:discovery) and
     // to nobody else: success proves the credentials, not just the network.
-    client
-        .list_core_api_versions()
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("GET /api failed: {e}"))
+    match tokio::time::timeout(Duration::from_secs(5), client.list_core_api_versions()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("GET /api failed: {e}")),
+        Err(_) => Err("GET /api did not answer within 5s".to_string()),
+    }
 }

@@ -43,7 +43,9 @@ pub async fn run(clusters: Vec<SimulatedCluster>, delay: Duration, cancel: Cance
         };
         tokio::select! { _ = ready => {}, _ = cancel.cancelled() => return }
     }
-    let mut access = RemoteAccess::default();
+    // One operator per cluster, as in reality: each reconciles (and checks
+    // remote access) on its own, concurrently with the others.
+    let mut access: Vec<RemoteAccess> = states.iter().map(|_| RemoteAccess::default()).collect();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -51,10 +53,12 @@ pub async fn run(clusters: Vec<SimulatedCluster>, delay: Duration, cancel: Cance
         }
         // Events that arrived during the delay are handled by this round.
         on_change.borrow_and_update();
-        for state in &states {
-            reconcile(state, &states, &mut access).await;
-        }
-        let retry = access.end_round();
+        let rounds = states
+            .iter()
+            .zip(access.iter_mut())
+            .map(|(state, access)| reconcile(state, &states, access));
+        futures::future::join_all(rounds).await;
+        let retry = access.iter_mut().map(RemoteAccess::end_round).fold(false, |any, r| any || r);
         tokio::select! {
             _ = cancel.cancelled() => break,
             result = on_change.changed() => if result.is_err() { break },

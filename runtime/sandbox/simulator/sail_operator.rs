@@ -58,7 +58,9 @@ pub async fn run(clusters: Vec<SimulatedCluster>, delay: Duration, cancel: Cance
             .zip(access.iter_mut())
             .map(|(state, access)| reconcile(state, &states, access));
         futures::future::join_all(rounds).await;
-        let retry = access.iter_mut().map(RemoteAccess::end_round).fold(false, |any, r| any || r);
+        // Every operator ends its round (no short-circuit): each forgets the secrets it no longer uses.
+        let retries: Vec<bool> = access.iter_mut().map(RemoteAccess::end_round).collect();
+        let retry = retries.contains(&true);
         tokio::select! {
             _ = cancel.cancelled() => break,
             result = on_change.changed() => if result.is_err() { break },

@@ -85,35 +85,35 @@ timed() {
     echo $((end - start))
 }
 
-# sandbox_cpu_us DIR: CPU time (µs, user + system) used so far by the
-# sandbox started in DIR: its etcds, API servers, controller managers and the
-# simulator (every process whose command line names DIR).
-sandbox_cpu_us() {
-    local f pid total=0
+# sandbox_stats DIR: the /proc/PID/stat files of the sandbox started in DIR:
+# its etcds, API servers, controller managers and the simulator (every
+# process whose command line names DIR).
+sandbox_stats() {
+    local f
     for f in /proc/[0-9]*/cmdline; do
-        grep -qF -- "$1" "$f" 2>/dev/null || continue
-        pid=${f#/proc/}
-        pid=${pid%/cmdline}
-        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+        grep -qF -- "$1" "$f" 2>/dev/null && echo "${f%/cmdline}/stat"
     done
-    echo $((total * 1000000 / $(getconf CLK_TCK)))
 }
+
+# cpu_us STAT...: CPU time (µs, user + system) those processes used so far.
+cpu_us() { awk -v hz="$(getconf CLK_TCK)" '{ t += $14 + $15 } END { printf "%d", t * 1e6 / hz }' "$@"; }
 
 # timed_cpu LOG CMD...: like `timed`, and where the CPU went:
 # "WALL_US CLIENT_CPU_US SANDBOX_CPU_US" (the command's own CPU; the sandbox's
-# during the command). CPU, unlike wall time, does not shrink with
-# concurrency: the sum divided by the cores is the least wall time any client
-# could take for the same requests on this machine.
+# during the command, read just before and just after it). CPU, unlike wall
+# time, does not shrink with concurrency: the sum divided by the cores is the
+# least wall time any client could take for the same work on this machine.
 timed_cpu() {
-    local log=$1 before wall after u0 s0 u1 s1
+    local log=$1 stats before wall after u0 s0 u1 s1
     shift
-    before=$(sandbox_cpu_us "$sandbox_dir")
+    mapfile -t stats < <(sandbox_stats "$sandbox_dir")
+    before=$(cpu_us "${stats[@]}")
     # `times` (a redirect, not a pipe: a subshell would see no children)
     # before and after: the difference is the command's CPU.
     times >"$log.times"
     wall=$(timed "$log" "$@")
     times >>"$log.times"
-    after=$(sandbox_cpu_us "$sandbox_dir")
+    after=$(cpu_us "${stats[@]}")
     read -r u0 s0 < <(sed -n 2p "$log.times")
     read -r u1 s1 < <(sed -n 4p "$log.times")
     echo "$wall $(($(secs_us "$u1") + $(secs_us "$s1") - $(secs_us "$u0") - $(secs_us "$s0"))) $((after - before))"

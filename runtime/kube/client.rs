@@ -64,9 +64,6 @@ impl ClusterClient {
     }
 
     /// The one place requests go out (and are traced): status and raw body.
-    /// Like client-go, a 429/503 that carries `Retry-After` is retried after
-    /// that delay (the server did not act on it): e.g. "storage is
-    /// (re)initializing" while a just-created CRD's kind comes up.
     pub async fn send(
         &self,
         method: Method,
@@ -75,33 +72,23 @@ impl ClusterClient {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<(StatusCode, bytes::Bytes)> {
-        let mut attempt = 1;
-        loop {
-            let mut req = Request::builder()
-                .method(method.clone())
-                .uri(path)
-                .header(http::header::ACCEPT, accept);
-            if let Some(ct) = content_type {
-                req = req.header(http::header::CONTENT_TYPE, ct);
-            }
-            let req = req
-                .body(kube::client::Body::from(body.clone()))
-                .map_err(|e| Error::usage(format!("bad request path {path}: {e}")))?;
-            let traced = trace::start();
-            let res = self.client.send(req).await;
-            trace::finish(traced, &self.name, &method, path, res.as_ref().ok().map(|r| r.status()));
-            let res = res.map_err(|e| self.unreachable(transport_reason(&e)))?;
-            let status = res.status();
-            if let Some(delay) = retry_after(status, res.headers())
-                && attempt < MAX_ATTEMPTS
-            {
-                attempt += 1;
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            let bytes = res.into_body().collect_bytes().await.map_err(|e| self.unreachable(e))?;
-            return Ok((status, bytes));
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(http::header::ACCEPT, accept);
+        if let Some(ct) = content_type {
+            req = req.header(http::header::CONTENT_TYPE, ct);
         }
+        let req = req
+            .body(kube::client::Body::from(body))
+            .map_err(|e| Error::usage(format!("bad request path {path}: {e}")))?;
+        let traced = trace::start();
+        let res = self.client.send(req).await;
+        trace::finish(traced, &self.name, &method, path, res.as_ref().ok().map(|r| r.status()));
+        let res = res.map_err(|e| self.unreachable(transport_reason(&e)))?;
+        let status = res.status();
+        let bytes = res.into_body().collect_bytes().await.map_err(|e| self.unreachable(e))?;
+        Ok((status, bytes))
     }
 
     /// GET returning `None` on 404.
@@ -233,28 +220,25 @@ impl ClusterClient {
     }
 }
 
-/// client-go's limit for `Retry-After` retries.
-const MAX_ATTEMPTS: u32 = 10;
-
-/// The delay a 429 or 503 asks for (seconds, at most 10), if it asks.
-fn retry_after(status: StatusCode, headers: &http::HeaderMap) -> Option<Duration> {
-    if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
-        return None;
-    }
-    let seconds: u64 = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds.clamp(1, 10)))
-}
-
 /// A kube client for `config`: every client mesh-run makes (the sandbox's and
-/// its simulators' too) comes from here. kube's client stack (base URL,
-/// credentials, extra headers over rustls), on a connector of our own: kube's
-/// leaves Nagle's algorithm on, and a request written in two segments then
-/// waits for the API server's delayed ACK — 40 ms stalls on fresh connections
-/// (issue 6, seen with `MESH_RUN_TRACE=http`). An unreachable server must
-/// fail within seconds, not after the OS's TCP timeout; reads stay unbounded
-/// (watches are long-lived): `config`'s timeouts are not used.
+/// its simulators' too) comes from here. kube's client stack — base URL,
+/// retries of 429/503/504 (honouring `Retry-After`, e.g. "storage is
+/// (re)initializing" while a new CRD's kind comes up), credentials, extra
+/// headers, rustls — on a connector of our own: kube's leaves Nagle's
+/// algorithm on, and a request written in two segments then waits for the
+/// API server's delayed ACK — 40 ms stalls on fresh connections (issue 6,
+/// seen with `MESH_RUN_TRACE=http`). An unreachable server must fail within
+/// seconds, not after the OS's TCP timeout; reads stay unbounded (watches are
+/// long-lived): `config`'s timeouts are not used. Proxies are refused, as
+/// kube without its proxy features refuses them, rather than bypassed.
 pub fn connect(config: &kube::Config) -> kube::Result<kube::Client> {
     use kube::client::ConfigExt;
+    use kube::client::retry::RetryPolicy;
+    if let Some(proxy) = &config.proxy_url {
+        return Err(kube::Error::ProxyProtocolUnsupported {
+            proxy_url: Box::new(proxy.clone()),
+        });
+    }
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -263,6 +247,11 @@ pub fn connect(config: &kube::Config) -> kube::Result<kube::Client> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
     let service = tower::ServiceBuilder::new()
         .layer(config.base_uri_layer())
+        .option_layer(
+            config
+                .default_retry
+                .then(|| tower::retry::RetryLayer::new(RetryPolicy::server_retry())),
+        )
         .option_layer(config.auth_layer()?)
         .layer(config.extra_headers_layer()?)
         .map_err(tower::BoxError::from)
@@ -308,25 +297,13 @@ fn transport_reason(err: &kube::Error) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_a_429_or_503_with_retry_after_is_retried() {
-        let with = |v: &str| {
-            let mut h = http::HeaderMap::new();
-            h.insert(http::header::RETRY_AFTER, v.parse().unwrap());
-            h
-        };
-        assert_eq!(retry_after(StatusCode::TOO_MANY_REQUESTS, &with("1")), Some(Duration::from_secs(1)));
-        assert_eq!(
-            retry_after(StatusCode::SERVICE_UNAVAILABLE, &with("60")),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(retry_after(StatusCode::TOO_MANY_REQUESTS, &with("0")), Some(Duration::from_secs(1)));
-        assert_eq!(retry_after(StatusCode::TOO_MANY_REQUESTS, &http::HeaderMap::new()), None);
-        assert_eq!(
-            retry_after(StatusCode::TOO_MANY_REQUESTS, &with("Wed, 21 Oct 2015 07:28:00 GMT")),
-            None
-        );
-        assert_eq!(retry_after(StatusCode::CONFLICT, &with("1")), None);
+    #[tokio::test]
+    async fn a_proxy_is_refused_not_bypassed() {
+        let mut config = kube::Config::new("https://127.0.0.1:6443".parse().unwrap());
+        assert!(connect(&config).is_ok());
+        config.proxy_url = Some("http://proxy.example:3128".parse().unwrap());
+        let err = connect(&config).err().expect("a proxy must be refused").to_string();
+        assert!(err.contains("proxy.example"), "{err}");
     }
 
     #[test]

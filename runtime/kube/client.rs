@@ -231,32 +231,35 @@ impl ClusterClient {
 /// seconds, not after the OS's TCP timeout; reads stay unbounded (watches are
 /// long-lived): `config`'s timeouts are not used. Proxies are refused, as
 /// kube without its proxy features refuses them, rather than bypassed.
-pub fn connect(config: &kube::Config) -> kube::Result<kube::Client> {
+pub fn connect(config: &kube::Config) -> std::result::Result<kube::Client, String> {
     use kube::client::ConfigExt;
     use kube::client::retry::RetryPolicy;
     if let Some(proxy) = &config.proxy_url {
-        return Err(kube::Error::ProxyProtocolUnsupported {
-            proxy_url: Box::new(proxy.clone()),
-        });
+        return Err(format!(
+            "its cluster sets proxy-url {proxy}, and mesh-run does not support proxies: remove proxy-url to reach the API server directly"
+        ));
     }
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(Duration::from_secs(3)));
-    let https = config.rustls_https_connector_with_connector(http)?;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
-    let service = tower::ServiceBuilder::new()
-        .layer(config.base_uri_layer())
-        .option_layer(
-            config
-                .default_retry
-                .then(|| tower::retry::RetryLayer::new(RetryPolicy::server_retry())),
-        )
-        .option_layer(config.auth_layer()?)
-        .layer(config.extra_headers_layer()?)
-        .map_err(tower::BoxError::from)
-        .service(client);
-    Ok(kube::Client::new(service, config.default_namespace.clone()))
+    let stack = || -> kube::Result<kube::Client> {
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(3)));
+        let https = config.rustls_https_connector_with_connector(http)?;
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+        let service = tower::ServiceBuilder::new()
+            .layer(config.base_uri_layer())
+            .option_layer(
+                config
+                    .default_retry
+                    .then(|| tower::retry::RetryLayer::new(RetryPolicy::server_retry())),
+            )
+            .option_layer(config.auth_layer()?)
+            .layer(config.extra_headers_layer()?)
+            .map_err(tower::BoxError::from)
+            .service(client);
+        Ok(kube::Client::new(service, config.default_namespace.clone()))
+    };
+    stack().map_err(|e| e.to_string())
 }
 
 /// Names the conflicting fields the API server listed in the Status causes.
@@ -303,7 +306,8 @@ mod tests {
         assert!(connect(&config).is_ok());
         config.proxy_url = Some("http://proxy.example:3128".parse().unwrap());
         let err = connect(&config).err().expect("a proxy must be refused").to_string();
-        assert!(err.contains("proxy.example"), "{err}");
+        assert!(err.contains("proxy-url http://proxy.example:3128/"), "{err}");
+        assert!(err.contains("remove proxy-url"), "{err}");
     }
 
     #[test]

@@ -109,3 +109,36 @@ fn the_script_engine_is_sandboxed() {
         .status(2)
         .stderr_contains("error[script]");
 }
+
+#[test]
+fn a_kubeconfig_proxy_is_refused_with_what_to_do() {
+    let kubeconfig = r#"apiVersion: v1
+kind: Config
+clusters:
+- name: behind-proxy
+  cluster:
+    server: https://127.0.0.1:1
+    proxy-url: http://proxy.example:3128
+users:
+- name: u
+  user:
+    token: not-a-real-token
+contexts:
+- name: c
+  context: {cluster: behind-proxy, user: u}
+current-context: c
+"#;
+    let t = Test::new()
+        .playbook("kubeconfig", kubeconfig)
+        .playbook("p.rhai", "cluster(\"c\").get(\"ns/default\");\n");
+    let path = t.dir().join("kubeconfig");
+    t.kubeconfig(path)
+        .args(["p.rhai"])
+        .run()
+        .status(1)
+        .stderr_contains("error[kubeconfig]")
+        .stderr_contains("proxy-url http://proxy.example:3128/")
+        .stderr_contains("remove proxy-url")
+        .stderr_contains("p.rhai:1:")
+        .stderr_lacks("not-a-real-token");
+}

@@ -24,6 +24,9 @@ Examples:
   # Every primitive a playbook can call
   mesh-run doc
 
+  # Where the time goes: every API request on stderr (paths and statuses, never bodies)
+  MESH_RUN_TRACE=http mesh-run playbooks/external.rhai ...
+
 Exit codes: 0 success, 1 the playbook failed, 2 usage or script error, 130 interrupted.";
 
 const WATCH_EXAMPLES: &str = "\

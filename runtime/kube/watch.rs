@@ -90,10 +90,10 @@ async fn watch_until(
 }
 
 /// The one list-then-watch loop on a named object of `collection` (a
-/// collection URL without query; `what` names it in errors): `judge` sees the object (None: absent or
-/// deleted) after the list and after every event, until it returns a
-/// verdict. Relists when the watch ends or its resourceVersion expired.
-/// Unbounded: callers put their own timeout around it.
+/// collection URL without query; `what` names it in errors): `judge` sees
+/// the object (None: absent or deleted) after the list and after every
+/// event, until it returns a verdict. Relists when the watch ends or its
+/// resourceVersion expired. Unbounded: callers put their own timeout around it.
 pub async fn observe<R>(
     cluster: &ClusterClient,
     collection: &str,

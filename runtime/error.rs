@@ -92,6 +92,10 @@ pub enum Error {
     )]
     AssetsMissing { version: String, missing: String, command: String },
 
+    /// Istio or kwok binaries for the sandbox are not installed.
+    #[error("{what} not found ({missing}): run `{command}`")]
+    TestBedMissing { what: String, missing: String, command: String },
+
     #[error("sandbox: {message}")]
     Sandbox { message: String },
 
@@ -122,7 +126,7 @@ impl Error {
             Error::Remote { .. } => "remote",
             Error::Io { .. } => "io",
             Error::RemoteSecret { .. } => "remote_secret",
-            Error::AssetsMissing { .. } => "assets",
+            Error::AssetsMissing { .. } | Error::TestBedMissing { .. } => "assets",
             Error::Sandbox { .. } => "sandbox",
             Error::Thrown { .. } => "thrown",
         }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real Kubernetes binaries mesh-run's sandbox and tests run:
-# etcd, kube-apiserver, kube-controller-manager and kubectl, one folder per
-# version under ~/.cache/mesh-run/kube/<version>/bin.
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl,
+# one folder per version under ~/.cache/mesh-run/kube/<version>/bin.
+# Versions are pinned in scripts/versions.env.
 #
 #   scripts/kube-assets.sh              # the current version (default for sandbox and tests)
 #   scripts/kube-assets.sh 1.20.2       # Debian's 1.20.2 (built from Debian's source package)
@@ -12,27 +13,31 @@
 # envtest convention), nothing is built: mesh-run uses that folder.
 set -euo pipefail
 
-CURRENT=1.37.2          # newest k8s.io/kubernetes the Go module proxy serves that builds with Go 1.26
-ETCD_CURRENT=v3.7.3     # kube-apiserver 1.37 speaks etcd 3.7's API
-LEGACY=1.20.2
-CACHE_ROOT="${MESH_RUN_CACHE:-$HOME/.cache/mesh-run}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$HERE/versions.env"
+CURRENT=$KUBE_VERSION
+ETCD_CURRENT=$ETCD_VERSION
+LEGACY=$KUBE_LEGACY_VERSION
+CACHE_ROOT="${MESH_RUN_CACHE:-$HOME/.cache/mesh-run}"
 
 log() { printf 'kube-assets: %s\n' "$*" >&2; }
 
-have_all() { # have_all DIR -> true if DIR holds every binary
+have_all() { # have_all DIR BINARY... -> true if DIR holds every binary
   local d=$1
-  for b in etcd kube-apiserver kube-controller-manager kubectl; do [ -x "$d/$b" ] || return 1; done
+  shift
+  for b in "$@"; do [ -x "$d/$b" ] || return 1; done
 }
 
 build_current() {
   local version=$CURRENT dest="$CACHE_ROOT/kube/$CURRENT/bin"
-  if have_all "$dest"; then log "$version: cached in $dest"; return; fi
+  local commands=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  if have_all "$dest" etcd "${commands[@]}"; then log "$version: cached in $dest"; return; fi
   command -v go >/dev/null || { log "Go is required to build Kubernetes $version (install Go 1.26+)"; exit 1; }
   local staging="v0.${version#1.}"
   local work="$CACHE_ROOT/build/kube-$version"
   mkdir -p "$work" "$dest"
-  log "$version: building kube-apiserver, kube-controller-manager, kubectl from k8s.io/kubernetes@v$version (first time: ~10-20 min on 2 cores)"
+  log "$version: building what is missing of etcd ${commands[*]} from k8s.io/kubernetes@v$version (first time: ~10-20 min on 2 cores)"
   # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them
   # with folders of its own tree; outside that tree we replace each with the
   # published module of the same release.
@@ -55,13 +60,15 @@ build_current() {
   (
     cd "$work"
     export CGO_ENABLED=0 GOFLAGS=-mod=mod
-    for cmd in kube-apiserver kube-controller-manager kubectl; do
+    for cmd in "${commands[@]}"; do
+      [ -x "$dest/$cmd" ] && continue
       log "$version: go build $cmd"
       go build -trimpath -ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$version -X k8s.io/client-go/pkg/version.gitVersion=v$version" \
         -o "$dest/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
       mv "$dest/$cmd.tmp" "$dest/$cmd"
     done
   )
+  if [ -x "$dest/etcd" ]; then log "$version: ready in $dest"; return; fi
   local ework="$CACHE_ROOT/build/etcd-$ETCD_CURRENT"
   mkdir -p "$ework"
   cp "$HERE/kube-build/etcd/main.go" "$ework/main.go"
@@ -78,7 +85,7 @@ build_current() {
 
 build_legacy() {
   local version=$LEGACY dest="$CACHE_ROOT/kube/$LEGACY/bin"
-  if have_all "$dest"; then log "$version: cached in $dest"; return; fi
+  if have_all "$dest" etcd kube-apiserver kube-controller-manager kubectl; then log "$version: cached in $dest"; return; fi
   mkdir -p "$dest"
   log "$version: installing Debian's golang-go and rsync (to build), etcd-server and kubernetes-client (unpacked into the cache)"
   if [ ! -f /etc/apt/sources.list.d/debian-src.sources ]; then

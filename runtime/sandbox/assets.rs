@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// The version `--kube-version current` stands for; `scripts/kube-assets.sh` builds the same one.
+/// The version `--kube-version current` stands for; `scripts/kube-assets.sh` builds the same one
+/// (both read `KUBE_VERSION` of `scripts/versions.env`; a test in `pinned.rs` keeps them equal).
 pub const CURRENT_VERSION: &str = "1.37.2";
 
 /// The binaries of one Kubernetes version. `kube-controller-manager` and
@@ -17,6 +18,8 @@ pub struct Assets {
     pub etcd: PathBuf,
     pub kube_apiserver: PathBuf,
     pub kube_controller_manager: Option<PathBuf>,
+    /// Without it (an envtest folder, Debian's 1.20.2) the sandbox has no nodes.
+    pub kube_scheduler: Option<PathBuf>,
     pub kubectl: Option<PathBuf>,
 }
 
@@ -46,6 +49,7 @@ impl Assets {
                 etcd,
                 kube_apiserver,
                 kube_controller_manager: find("kube-controller-manager"),
+                kube_scheduler: find("kube-scheduler"),
                 kubectl: find("kubectl"),
             }),
             _ => Err(Error::AssetsMissing {
@@ -113,12 +117,16 @@ pub fn install_command(version: &str) -> String {
     format!("scripts/kube-assets.sh {arg}")
 }
 
-fn cache_dir(version: &str) -> PathBuf {
-    let root = std::env::var_os("MESH_RUN_CACHE")
+/// `$MESH_RUN_CACHE`, else `~/.cache/mesh-run`: where the scripts put what they build.
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("MESH_RUN_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/mesh-run")))
-        .unwrap_or_else(|| PathBuf::from(".cache/mesh-run"));
-    root.join("kube").join(version).join("bin")
+        .unwrap_or_else(|| PathBuf::from(".cache/mesh-run"))
+}
+
+fn cache_dir(version: &str) -> PathBuf {
+    cache_root().join("kube").join(version).join("bin")
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -168,6 +176,6 @@ mod tests {
         let assets = Assets::in_dir(dir.path(), "KUBEBUILDER_ASSETS", "1.37.2").unwrap();
         assert_eq!(assets.version, "KUBEBUILDER_ASSETS");
         assert_eq!(assets.kube_apiserver, dir.path().join("kube-apiserver"));
-        assert!(assets.kube_controller_manager.is_none() && assets.kubectl.is_none());
+        assert!(assets.kube_controller_manager.is_none() && assets.kubectl.is_none() && assets.kube_scheduler.is_none());
     }
 }

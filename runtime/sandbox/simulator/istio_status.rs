@@ -15,6 +15,13 @@ pub struct Facts {
     pub cni_default_state: Option<Option<String>>,
     /// For a `remote` profile: an external control plane can reach this cluster.
     pub remote_istiod_ready: bool,
+    /// Pods run here (kwok nodes): readiness follows the workloads, as on a real
+    /// cluster. Without nodes a local istiod or CNI DaemonSet is taken as ready.
+    pub nodes: bool,
+    /// `(status.replicas, status.readyReplicas)` of the revision's istiod Deployment, when it exists.
+    pub istiod: Option<(i32, i32)>,
+    /// `(desiredNumberScheduled, numberReady)` of DaemonSet `istio-cni-node`, when it exists.
+    pub cni_daemonset: Option<(i32, i32)>,
 }
 
 /// A condition before its `lastTransitionTime` is filled in.
@@ -65,26 +72,22 @@ pub fn is_external_control_plane(spec: &Value) -> bool {
     truthy(spec, "/values/pilot/env/EXTERNAL_ISTIOD") == Some(true)
 }
 
-/// A `remote` Istio on a config cluster, for which the chart renders ServiceAccount `istiod-<rev>`.
-pub fn renders_config_cluster_account(spec: &Value) -> bool {
-    is_remote(spec) && truthy(spec, "/values/global/configCluster") == Some(true)
+/// Errors on the `Istio` itself, before any IstioRevision exists.
+pub fn istio_spec_error(spec: &Value) -> Option<String> {
+    if str_at(spec, "/version").is_none() {
+        return Some("validation error: spec.version not set".into());
+    }
+    if str_at(spec, "/namespace").is_none() {
+        return Some("validation error: spec.namespace not set".into());
+    }
+    None
 }
 
-/// Errors the operator reports before it renders anything.
-fn validate(spec: &Value, facts: &Facts) -> Result<(), String> {
-    if str_at(spec, "/version").is_none() {
-        return Err("validation error: spec.version not set".into());
-    }
-    let Some(namespace) = str_at(spec, "/namespace") else {
-        return Err("validation error: spec.namespace not set".into());
-    };
-    if !facts.namespaces.contains_key(namespace) {
-        // Raised by the IstioRevision controller; the Istio copies its condition.
-        return Err(format!(
-            "error reconciling resource: validation error: namespace \"{namespace}\" doesn't exist"
-        ));
-    }
-    Ok(())
+/// Raised by the IstioRevision (and IstioCNI) controller before it renders.
+pub fn namespace_error(spec: &Value, facts: &Facts) -> Option<String> {
+    let namespace = str_at(spec, "/namespace")?;
+    (!facts.namespaces.contains_key(namespace))
+        .then(|| format!("error reconciling resource: validation error: namespace \"{namespace}\" doesn't exist"))
 }
 
 /// Needs the IstioCNI `default`: `pilot.cni.enabled: true`, or on OpenShift unless disabled.
@@ -118,7 +121,7 @@ fn dependencies(spec: &Value, facts: &Facts) -> Condition {
     }
 }
 
-/// `in use`: a namespace selects this revision for injection (no pods run here).
+/// A namespace selects this revision for injection.
 fn in_use(revision: &str, facts: &Facts) -> bool {
     facts.namespaces.values().any(|labels| {
         labels.get("istio.io/rev").map(String::as_str) == Some(revision)
@@ -126,52 +129,75 @@ fn in_use(revision: &str, facts: &Facts) -> bool {
     })
 }
 
-/// The status of an `Istio` (without transition times; see [`finish`]).
-pub fn istio(name: &str, spec: &Value, facts: &Facts) -> (Vec<Condition>, Value) {
-    let revision = revision_name(name, spec);
-    match validate(spec, facts) {
-        Err(message) => {
-            let conditions = reconcile_error(&message);
-            // A namespace error comes from an IstioRevision that exists; spec errors stop before one is created.
-            let exists = message.starts_with("error reconciling resource");
-            let mut extra = json!({"revisions": {"total": u8::from(exists), "ready": 0, "inUse": 0}});
-            if exists {
-                extra["activeRevisionName"] = json!(revision);
-            }
-            (conditions, extra)
-        }
-        Ok(()) => {
-            // The sandbox has no kubelet, so a local istiod Deployment can never become ready:
-            // the simulator reports Ready directly. Only the cross-cluster `remote` case is checked.
-            let ready = if !is_remote(spec) || facts.remote_istiod_ready {
-                condition("Ready", "True", "Ready", "")
-            } else {
-                condition("Ready", "False", "RemoteIstiodNotReady", "readiness probe on remote istiod failed")
-            };
-            let ready_count = u8::from(ready.status == "True");
-            let conditions = vec![condition("Reconciled", "True", "Reconciled", ""), ready, dependencies(spec, facts)];
-            let extra = json!({
-                "activeRevisionName": revision,
-                "revisions": {"total": 1, "ready": ready_count, "inUse": u8::from(in_use(&revision, facts))},
-            });
-            (conditions, extra)
-        }
+/// `Ready` of a revision whose istiod runs here: its Deployment's pods.
+fn local_ready(facts: &Facts) -> Condition {
+    if !facts.nodes {
+        // No kubelets (no network namespace for kwok): the Deployment can never be ready.
+        return condition("Ready", "True", "Ready", "");
+    }
+    match facts.istiod {
+        None => condition("Ready", "False", "IstiodNotReady", "istiod Deployment not found"),
+        Some((0, _)) => condition("Ready", "False", "IstiodNotReady", "istiod Deployment is scaled to zero replicas"),
+        Some((replicas, ready)) if ready >= replicas => condition("Ready", "True", "Ready", ""),
+        Some(_) => condition("Ready", "False", "IstiodNotReady", "not all istiod pods are ready"),
     }
 }
 
-/// The status of an `IstioCNI`: `Reconciled` and `Ready` (its DaemonSet is taken as ready).
-pub fn istio_cni(spec: &Value, facts: &Facts) -> (Vec<Condition>, Value) {
-    match validate(spec, facts) {
-        Err(message) if message.starts_with("error reconciling resource") => (reconcile_error(&message), json!({})),
-        Err(message) => (reconcile_error(&format!("error reconciling resource: {message}")), json!({})),
-        Ok(()) => (
-            vec![
-                condition("Reconciled", "True", "Reconciled", ""),
-                condition("Ready", "True", "Ready", ""),
-            ],
-            json!({}),
-        ),
+/// The conditions of an `IstioRevision` (spec: version, namespace, computed
+/// values) after its charts were installed (`installed`: Helm's error, if any).
+pub fn revision(name: &str, spec: &Value, facts: &Facts, installed: &Result<(), String>) -> Vec<Condition> {
+    if let Some(message) = namespace_error(spec, facts) {
+        return reconcile_error(&message);
     }
+    if let Err(message) = installed {
+        return reconcile_error(&format!("error reconciling resource: {message}"));
+    }
+    let remote = str_at(spec, "/values/profile") == Some("remote");
+    let ready = if !remote {
+        local_ready(facts)
+    } else if facts.remote_istiod_ready {
+        condition("Ready", "True", "Ready", "")
+    } else {
+        condition("Ready", "False", "RemoteIstiodNotReady", "readiness probe on remote istiod failed")
+    };
+    let in_use = if in_use(name, facts) {
+        condition("InUse", "True", "ReferencedByWorkloads", "Referenced by at least one pod or namespace")
+    } else {
+        condition("InUse", "False", "NotReferencedByAnything", "Not referenced by any pod or namespace")
+    };
+    vec![condition("Reconciled", "True", "Reconciled", ""), ready, dependencies(spec, facts), in_use]
+}
+
+/// The status of an `Istio`: its own error, or its active revision's
+/// `Reconciled`, `Ready` and `DependenciesHealthy` copied, plus the counts
+/// over the IstioRevisions it owns: `(total, ready, in use)`.
+pub fn istio(active: &str, own_error: Option<&str>, revision: &[Condition], counts: (usize, usize, usize)) -> (Vec<Condition>, Value) {
+    let revisions = json!({"total": counts.0, "ready": counts.1, "inUse": counts.2});
+    if let Some(message) = own_error {
+        return (reconcile_error(message), json!({"revisions": revisions}));
+    }
+    let copied = revision.iter().filter(|c| c.kind != "InUse").cloned().collect();
+    (copied, json!({"activeRevisionName": active, "revisions": revisions}))
+}
+
+/// The status of an `IstioCNI`: `Reconciled`, and `Ready` from DaemonSet `istio-cni-node`.
+pub fn istio_cni(spec: &Value, facts: &Facts, installed: &Result<(), String>) -> (Vec<Condition>, Value) {
+    if let Some(message) = istio_spec_error(spec) {
+        return (reconcile_error(&format!("error reconciling resource: {message}")), json!({}));
+    }
+    if let Some(message) = namespace_error(spec, facts) {
+        return (reconcile_error(&message), json!({}));
+    }
+    if let Err(message) = installed {
+        return (reconcile_error(&format!("error reconciling resource: {message}")), json!({}));
+    }
+    let ready = match (facts.nodes, facts.cni_daemonset) {
+        (false, _) => condition("Ready", "True", "Ready", ""),
+        (true, Some((desired, ready))) if desired > 0 && ready >= desired => condition("Ready", "True", "Ready", ""),
+        (true, None) => condition("Ready", "False", "DaemonSetNotReady", "istio-cni-node DaemonSet not found"),
+        (true, Some(_)) => condition("Ready", "False", "DaemonSetNotReady", "not all istio-cni-node pods are ready"),
+    };
+    (vec![condition("Reconciled", "True", "Reconciled", ""), ready], json!({}))
 }
 
 fn reconcile_error(message: &str) -> Vec<Condition> {
@@ -208,9 +234,10 @@ pub fn finish(conditions: &[Condition], extra: Value, generation: i64, previous:
             value
         })
         .collect();
+    // InUse says nothing about health (Sail's DeriveState skips it).
     let state = conditions
         .iter()
-        .find(|c| c.status != "True")
+        .find(|c| c.status != "True" && c.kind != "InUse")
         .map(|c| c.reason)
         .unwrap_or("Healthy");
     let mut status = json!({"observedGeneration": generation, "conditions": rendered, "state": state});

@@ -1,12 +1,16 @@
 //! Simulated controllers, for what cannot run in a sandbox without nodes.
 //! Every log line they print starts with "simulated".
 
+pub mod charts;
+pub mod helm_release;
 pub mod istio_status;
+pub mod istio_values;
 pub mod load_balancer;
 pub mod remote_access;
 pub mod sail_operator;
 pub mod watched_cluster;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -22,6 +26,8 @@ pub struct SimulatedCluster {
     pub ca_pem: String,
     /// `https://127.0.0.1:PORT`
     pub server: String,
+    /// kwok nodes run this cluster's pods (else workloads never become ready).
+    pub nodes: bool,
 }
 
 impl From<&ClusterHandle> for SimulatedCluster {
@@ -31,18 +37,19 @@ impl From<&ClusterHandle> for SimulatedCluster {
             client: cluster.client.clone(),
             ca_pem: cluster.certs.ca.cert_pem.clone(),
             server: cluster.server.clone(),
+            nodes: !cluster.nodes.is_empty(),
         }
     }
 }
 
 /// Runs every simulator on every cluster until `cancel` fires.
-pub async fn run(clusters: Vec<SimulatedCluster>, delay: Duration, cancel: CancellationToken) {
+pub async fn run(clusters: Vec<SimulatedCluster>, charts: Arc<charts::Charts>, delay: Duration, cancel: CancellationToken) {
     eprintln!("sandbox: simulated sail-operator and simulated load-balancer running (delay {delay:?})");
     let mut tasks = tokio::task::JoinSet::new();
     for (index, cluster) in clusters.iter().enumerate() {
         let (name, client) = (cluster.name.clone(), cluster.client.clone());
         tasks.spawn(load_balancer::run(name, client, index, delay, cancel.clone()));
     }
-    tasks.spawn(sail_operator::run(clusters, delay, cancel.clone()));
+    tasks.spawn(sail_operator::run(clusters, charts, delay, cancel.clone()));
     while tasks.join_next().await.is_some() {}
 }

@@ -1,18 +1,22 @@
-//! The simulated Sail Operator: writes the status the real operator writes on
-//! `Istio` and `IstioCNI` (via the status subresource), creates the
-//! ServiceAccount a `remote` config cluster gets, and holds a `remote` Istio
-//! not-ready until an external control plane on another sandbox cluster holds
-//! a remote secret that really authenticates to this cluster.
+//! The simulated Sail Operator. What it installs is real: for each `Istio`
+//! an `IstioRevision` as Sail creates it, and for each revision the istiod
+//! chart (and `base` for the revision `default`) rendered by Helm's engine
+//! from the Istio snapshot, applied server-side with Sail's post-render
+//! (owner, `managed-by` label); for each `IstioCNI` the CNI chart. What is
+//! simulated is the reconcile loop and its readiness rules (see
+//! `istio_status`): a `remote` revision is Ready once an external control
+//! plane on another sandbox cluster holds a remote secret that really
+//! authenticates to this cluster.
 //!
 //! Level-triggered: watchers (one set per cluster) keep in-memory stores and
 //! signal "something changed"; after `delay` one round recomputes every
-//! status from the stores and writes only what differs.
+//! object from the stores and writes only what differs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -20,32 +24,49 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::SimulatedCluster;
-use super::istio_status::{self, Facts};
+use super::charts::{Chart, Charts};
+use super::helm_release::{Installer, ObjectKey, owner_reference, post_render};
+use super::istio_status::{self, Condition, Facts};
+use super::istio_values;
 use super::remote_access::{RETRY_AFTER, RemoteAccess, SecretSource};
 use super::watched_cluster::{ClusterState, sail_resource, watch_cluster};
 
+const SAIL_API_VERSION: &str = "sailoperator.io/v1";
+
+/// What one owner (an IstioRevision or IstioCNI, by uid) has installed.
+struct Release {
+    generation: i64,
+    objects: BTreeSet<ObjectKey>,
+    result: Result<(), String>,
+    /// Helm's render errors repeat for the same generation; apply errors may pass.
+    retry: bool,
+}
+
+/// One operator, for one cluster.
+struct Operator {
+    installer: Installer,
+    releases: HashMap<String, Release>,
+    access: RemoteAccess,
+    /// The server's version, for the charts' capability checks.
+    kube_version: String,
+    nodes: bool,
+    /// `spec.version`s already logged as rendered from the snapshot.
+    logged_versions: HashSet<String>,
+}
+
 /// Runs until `cancel` fires.
-pub async fn run(clusters: Vec<SimulatedCluster>, delay: Duration, cancel: CancellationToken) {
+pub async fn run(clusters: Vec<SimulatedCluster>, charts: Arc<Charts>, delay: Duration, cancel: CancellationToken) {
     let (changed, mut on_change) = watch::channel(());
     let mut watchers = JoinSet::new();
     let states: Vec<ClusterState> = clusters
         .into_iter()
         .map(|view| watch_cluster(view, &changed, &mut watchers))
         .collect();
+    let mut operators = Vec::new();
     for state in &states {
-        let ready = async {
-            let _ = tokio::join!(
-                state.istios.wait_until_ready(),
-                state.cnis.wait_until_ready(),
-                state.namespaces.wait_until_ready(),
-                state.remote_secrets.wait_until_ready()
-            );
-        };
-        tokio::select! { _ = ready => {}, _ = cancel.cancelled() => return }
+        tokio::select! { _ = state.wait_until_ready() => {}, _ = cancel.cancelled() => return }
+        operators.push(Operator::new(&state.view).await);
     }
-    // One operator per cluster, as in reality: each reconciles (and checks
-    // remote access) on its own, concurrently with the others.
-    let mut access: Vec<RemoteAccess> = states.iter().map(|_| RemoteAccess::default()).collect();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -53,13 +74,14 @@ pub async fn run(clusters: Vec<SimulatedCluster>, delay: Duration, cancel: Cance
         }
         // Events that arrived during the delay are handled by this round.
         on_change.borrow_and_update();
+        // One operator per cluster, as in reality: each reconciles on its own, concurrently.
         let rounds = states
             .iter()
-            .zip(access.iter_mut())
-            .map(|(state, access)| reconcile(state, &states, access));
+            .zip(operators.iter_mut())
+            .map(|(state, operator)| operator.reconcile(state, &states, &charts));
         futures::future::join_all(rounds).await;
         // Every operator ends its round (no short-circuit): each forgets the secrets it no longer uses.
-        let retries: Vec<bool> = access.iter_mut().map(RemoteAccess::end_round).collect();
+        let retries: Vec<bool> = operators.iter_mut().map(|o| o.end_round()).collect();
         let retry = retries.contains(&true);
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -70,37 +92,282 @@ pub async fn run(clusters: Vec<SimulatedCluster>, delay: Duration, cancel: Cance
     watchers.abort_all();
 }
 
-/// One round for one cluster: every Istio and IstioCNI gets its status.
-async fn reconcile(state: &ClusterState, all: &[ClusterState], access: &mut RemoteAccess) {
-    let mut facts = Facts {
-        namespaces: state
-            .namespaces
-            .state()
-            .iter()
-            .map(|ns| (ns.name_any(), ns.labels().clone().into_iter().collect::<BTreeMap<_, _>>()))
-            .collect(),
-        cni_default_state: state
-            .cnis
-            .state()
-            .iter()
-            .find(|c| c.name_any() == "default")
-            .map(|c| c.data.pointer("/status/state").and_then(Value::as_str).map(str::to_string)),
-        remote_istiod_ready: false,
-    };
-    for istio in state.istios.state() {
-        let spec = istio.data.get("spec").cloned().unwrap_or(Value::Null);
-        facts.remote_istiod_ready = istio_status::is_remote(&spec) && remote_reachable(state, all, access).await;
-        let (conditions, extra) = istio_status::istio(&istio.name_any(), &spec, &facts);
-        write_status(state, &istio, "Istio", &conditions, extra).await;
-        if istio_status::renders_config_cluster_account(&spec) && conditions[0].status == "True" {
-            ensure_service_account(state, &istio.name_any(), &spec).await;
+impl Operator {
+    async fn new(view: &SimulatedCluster) -> Operator {
+        let kube_version = match view.client.apiserver_version().await {
+            Ok(info) => info.git_version.trim_start_matches('v').to_string(),
+            Err(_) => crate::sandbox::assets::CURRENT_VERSION.to_string(),
+        };
+        Operator {
+            installer: Installer::new(view.client.clone()),
+            releases: HashMap::new(),
+            access: RemoteAccess::default(),
+            kube_version,
+            nodes: view.nodes,
+            logged_versions: HashSet::new(),
         }
     }
-    for cni in state.cnis.state() {
-        let spec = cni.data.get("spec").cloned().unwrap_or(Value::Null);
-        let (conditions, extra) = istio_status::istio_cni(&spec, &facts);
-        write_status(state, &cni, "IstioCNI", &conditions, extra).await;
+
+    fn end_round(&mut self) -> bool {
+        self.access.end_round() || self.releases.values().any(|r| r.retry)
     }
+
+    /// One round for one cluster: every Istio gets its IstioRevision, every
+    /// revision and IstioCNI its charts, and all of them their status.
+    async fn reconcile(&mut self, state: &ClusterState, all: &[ClusterState], charts: &Charts) {
+        let mut facts = self.facts(state);
+        let mut live_owners = HashSet::new();
+        for istio in state.istios.state() {
+            let spec = istio.data.get("spec").cloned().unwrap_or(Value::Null);
+            let revision_name = istio_status::revision_name(&istio.name_any(), &spec);
+            let revision = match self.ensure_revision(state, &istio, &spec, &revision_name, charts).await {
+                Ok(revision) => revision,
+                Err(message) => {
+                    let (conditions, extra) = istio_status::istio(&revision_name, Some(&message), &[], (0, 0, 0));
+                    write_status(state, &istio, "Istio", &conditions, extra).await;
+                    continue;
+                }
+            };
+            live_owners.insert(revision.uid().unwrap_or_default());
+            let revision_spec = revision.data.get("spec").cloned().unwrap_or(Value::Null);
+            facts.remote_istiod_ready = istio_status::is_remote(&revision_spec)
+                && remote_reachable(state, all, &mut self.access).await;
+            facts.istiod = istiod_deployment(state, &revision_spec, &revision_name);
+            let installed = self.install_revision(&revision, &revision_spec, &revision_name, charts).await;
+            let conditions = istio_status::revision(&revision_name, &revision_spec, &facts, &installed);
+            write_status(state, &revision, "IstioRevision", &conditions, json!({})).await;
+            let counts = revision_counts(state, &istio, &revision_name, &conditions);
+            let (conditions, extra) = istio_status::istio(&revision_name, None, &conditions, counts);
+            write_status(state, &istio, "Istio", &conditions, extra).await;
+        }
+        for cni in state.cnis.state() {
+            let spec = cni.data.get("spec").cloned().unwrap_or(Value::Null);
+            live_owners.insert(cni.uid().unwrap_or_default());
+            let installed = if istio_status::istio_spec_error(&spec).is_some() || istio_status::namespace_error(&spec, &facts).is_some() {
+                Ok(())
+            } else {
+                self.install_cni(&cni, &spec, charts).await
+            };
+            facts.cni_daemonset = cni_daemonset(state, &spec);
+            let (conditions, extra) = istio_status::istio_cni(&spec, &facts, &installed);
+            write_status(state, &cni, "IstioCNI", &conditions, extra).await;
+        }
+        // Owners that are gone took their objects along (garbage collection).
+        self.releases.retain(|uid, _| live_owners.contains(uid));
+    }
+
+    fn facts(&self, state: &ClusterState) -> Facts {
+        Facts {
+            namespaces: state
+                .namespaces
+                .state()
+                .iter()
+                .filter(|ns| ns.metadata.deletion_timestamp.is_none())
+                .map(|ns| (ns.name_any(), ns.labels().clone().into_iter().collect::<BTreeMap<_, _>>()))
+                .collect(),
+            cni_default_state: state
+                .cnis
+                .state()
+                .iter()
+                .find(|c| c.name_any() == "default")
+                .map(|c| c.data.pointer("/status/state").and_then(Value::as_str).map(str::to_string)),
+            nodes: self.nodes,
+            ..Facts::default()
+        }
+    }
+
+    /// The IstioRevision of `istio`, created or updated server-side with the
+    /// computed values; errors are the Istio's own (spec, profiles, the write).
+    async fn ensure_revision(
+        &mut self,
+        state: &ClusterState,
+        istio: &DynamicObject,
+        spec: &Value,
+        revision_name: &str,
+        charts: &Charts,
+    ) -> Result<DynamicObject, String> {
+        if let Some(message) = istio_status::istio_spec_error(spec) {
+            return Err(message);
+        }
+        let mut profiles = Vec::new();
+        for name in istio_values::profile_names(spec) {
+            profiles.push(charts.profile(&name).await.map_err(|e| format!("failed to apply profile: {e}"))?);
+        }
+        let values = istio_values::compute(&profiles, spec, revision_name);
+        let desired = json!({
+            "apiVersion": SAIL_API_VERSION,
+            "kind": "IstioRevision",
+            "metadata": {
+                "name": revision_name,
+                "ownerReferences": [owner_reference(istio, SAIL_API_VERSION, "Istio")],
+            },
+            "spec": {"version": spec["version"], "namespace": spec["namespace"], "values": values},
+        });
+        let revisions = sail_resource("IstioRevision", "istiorevisions");
+        // Unchanged: no write. (Where the server pruned a values field the
+        // specs never compare equal; the no-op apply that follows changes nothing.)
+        if let Some(current) = state.revisions.state().into_iter().find(|r| r.name_any() == revision_name)
+            && current.data.get("spec") == desired.get("spec")
+            && current.owner_references().iter().any(|o| Some(&o.uid) == istio.metadata.uid.as_ref())
+        {
+            return Ok((*current).clone());
+        }
+        let api = Api::<DynamicObject>::all_with(state.view.client.clone(), &revisions);
+        let params = PatchParams::apply("sail-operator").force();
+        api.patch(revision_name, &params, &Patch::Apply(&desired))
+            .await
+            .map_err(|e| format!("failed to create or update IstioRevision {revision_name}: {e}"))
+    }
+
+    /// Renders and installs the revision's charts when its generation is new.
+    async fn install_revision(&mut self, revision: &DynamicObject, spec: &Value, name: &str, charts: &Charts) -> Result<(), String> {
+        let Some(namespace) = spec.get("namespace").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let mut releases = vec![(Chart::Istiod, format!("{name}-istiod"))];
+        if name == "default" {
+            releases.insert(0, (Chart::Base, "default-base".to_string()));
+        }
+        let owner = owner_reference(revision, SAIL_API_VERSION, "IstioRevision");
+        self.install(revision, &owner, namespace, &releases, &spec["values"], spec, charts).await
+    }
+
+    async fn install_cni(&mut self, cni: &DynamicObject, spec: &Value, charts: &Charts) -> Result<(), String> {
+        let namespace = spec.get("namespace").and_then(Value::as_str).unwrap_or("istio-cni");
+        let mut profiles = Vec::new();
+        for name in istio_values::profile_names(spec) {
+            profiles.push(charts.profile(&name).await.map_err(|e| format!("failed to apply profile: {e}"))?);
+        }
+        let values = istio_values::compute_cni(&profiles, spec);
+        let owner = owner_reference(cni, SAIL_API_VERSION, "IstioCNI");
+        self.install(cni, &owner, namespace, &[(Chart::Cni, "istio-cni".to_string())], &values, spec, charts)
+            .await
+    }
+
+    /// Helm install/upgrade of `releases` for `owner`, once per generation
+    /// (again after an apply error); prunes what the previous render had.
+    #[allow(clippy::too_many_arguments)]
+    async fn install(
+        &mut self,
+        object: &DynamicObject,
+        owner: &Value,
+        namespace: &str,
+        releases: &[(Chart, String)],
+        values: &Value,
+        spec: &Value,
+        charts: &Charts,
+    ) -> Result<(), String> {
+        let uid = object.uid().unwrap_or_default();
+        let generation = object.metadata.generation.unwrap_or(0);
+        let previous = self.releases.get(&uid);
+        if let Some(release) = previous
+            && release.generation == generation
+            && !release.retry
+        {
+            return release.result.clone();
+        }
+        let before = previous.map(|r| r.objects.clone()).unwrap_or_default();
+        let version = spec.get("version").and_then(Value::as_str).unwrap_or("?").to_string();
+        if self.logged_versions.insert(version.clone()) {
+            eprintln!(
+                "simulated sail-operator: rendering spec.version {version} with the charts of istio.io/istio {} (the only Istio the module proxy serves)",
+                charts.snapshot
+            );
+        }
+        let mut rendered = Vec::new();
+        for (chart, release) in releases {
+            match charts.render(*chart, release, namespace, &self.kube_version, values).await {
+                Ok(objects) => rendered.extend(objects),
+                Err(message) => {
+                    let result = Err(message);
+                    self.releases.insert(
+                        uid,
+                        Release {
+                            generation,
+                            objects: before,
+                            result: result.clone(),
+                            retry: false,
+                        },
+                    );
+                    return result;
+                }
+            }
+        }
+        for object in &mut rendered {
+            post_render(object, owner);
+        }
+        let count = rendered.len();
+        let (objects, result, retry) = match self.installer.install(namespace, rendered, &before).await {
+            Ok(objects) => (objects, Ok(()), false),
+            Err(message) => (before, Err(message), true),
+        };
+        if result.is_ok() {
+            let kind = object.types.as_ref().map(|t| t.kind.as_str()).unwrap_or("object");
+            eprintln!(
+                "simulated sail-operator: {kind} {} generation {generation}: {count} rendered objects applied in {namespace}",
+                object.name_any()
+            );
+        }
+        self.releases.insert(
+            uid,
+            Release {
+                generation,
+                objects,
+                result: result.clone(),
+                retry,
+            },
+        );
+        result
+    }
+}
+
+/// `(replicas, readyReplicas)` of Deployment `istiod[-<revision>]` in the revision's namespace.
+fn istiod_deployment(state: &ClusterState, spec: &Value, revision: &str) -> Option<(i32, i32)> {
+    let namespace = spec.get("namespace").and_then(Value::as_str)?;
+    let name = if revision == "default" { "istiod".to_string() } else { format!("istiod-{revision}") };
+    let deployment = state
+        .deployments
+        .state()
+        .into_iter()
+        .find(|d| d.name_any() == name && d.namespace().as_deref() == Some(namespace))?;
+    let status = deployment.status.clone().unwrap_or_default();
+    Some((status.replicas.unwrap_or(0), status.ready_replicas.unwrap_or(0)))
+}
+
+/// `(desiredNumberScheduled, numberReady)` of DaemonSet `istio-cni-node` in the IstioCNI's namespace.
+fn cni_daemonset(state: &ClusterState, spec: &Value) -> Option<(i32, i32)> {
+    let namespace = spec.get("namespace").and_then(Value::as_str)?;
+    let daemonset = state
+        .daemonsets
+        .state()
+        .into_iter()
+        .find(|d| d.name_any() == "istio-cni-node" && d.namespace().as_deref() == Some(namespace))?;
+    let status = daemonset.status.clone().unwrap_or_default();
+    Some((status.desired_number_scheduled, status.number_ready))
+}
+
+/// `(total, ready, inUse)` over the IstioRevisions `istio` owns; the active
+/// one counts with the conditions just computed (the store may lag).
+fn revision_counts(state: &ClusterState, istio: &DynamicObject, active: &str, conditions: &[Condition]) -> (usize, usize, usize) {
+    let is_true = |kind: &str, conditions: &[Condition]| conditions.iter().any(|c| c.kind == kind && c.status == "True");
+    let mut counts = (1, usize::from(is_true("Ready", conditions)), usize::from(is_true("InUse", conditions)));
+    for revision in state.revisions.state() {
+        let owned = revision.owner_references().iter().any(|o| Some(&o.uid) == istio.metadata.uid.as_ref());
+        if !owned || revision.name_any() == active {
+            continue;
+        }
+        let status_true = |kind: &str| {
+            revision
+                .data
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|list| list.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+        };
+        counts.0 += 1;
+        counts.1 += usize::from(status_true("Ready"));
+        counts.2 += usize::from(status_true("InUse"));
+    }
+    counts
 }
 
 /// Some other cluster runs an external control plane (an Istio with
@@ -140,7 +407,7 @@ async fn remote_reachable(target: &ClusterState, all: &[ClusterState], access: &
 }
 
 /// Patches `status` when it differs from what the object carries.
-async fn write_status(state: &ClusterState, object: &DynamicObject, kind: &str, conditions: &[istio_status::Condition], extra: Value) {
+async fn write_status(state: &ClusterState, object: &DynamicObject, kind: &str, conditions: &[Condition], extra: Value) {
     let generation = object.metadata.generation.unwrap_or(0);
     let previous = object.data.get("status");
     let now = k8s_openapi::jiff::Timestamp::now();
@@ -151,10 +418,10 @@ async fn write_status(state: &ClusterState, object: &DynamicObject, kind: &str, 
     if previous == Some(&status) {
         return;
     }
-    let resource = if kind == "Istio" {
-        sail_resource("Istio", "istios")
-    } else {
-        sail_resource("IstioCNI", "istiocnis")
+    let resource = match kind {
+        "Istio" => sail_resource("Istio", "istios"),
+        "IstioRevision" => sail_resource("IstioRevision", "istiorevisions"),
+        _ => sail_resource("IstioCNI", "istiocnis"),
     };
     let api = Api::<DynamicObject>::all_with(state.view.client.clone(), &resource);
     let name = object.name_any();
@@ -167,50 +434,6 @@ async fn write_status(state: &ClusterState, object: &DynamicObject, kind: &str, 
         ),
         Err(e) => eprintln!(
             "simulated sail-operator: {}: cannot write status of {kind} {name}: {e}",
-            state.view.name
-        ),
-    }
-}
-
-/// ServiceAccount `istiod-<revision>` in the Istio's namespace, labelled as the istiod chart labels it.
-async fn ensure_service_account(state: &ClusterState, istio_name: &str, spec: &Value) {
-    let Some(namespace) = spec.get("namespace").and_then(Value::as_str) else {
-        return;
-    };
-    let revision = istio_status::revision_name(istio_name, spec);
-    let name = format!("istiod-{revision}");
-    let api = Api::<ServiceAccount>::namespaced(state.view.client.clone(), namespace);
-    if matches!(api.get_opt(&name).await, Ok(Some(_))) {
-        return;
-    }
-    let release = format!("{revision}-istiod");
-    let labels = [
-        ("app", "istiod"),
-        ("app.kubernetes.io/name", "istiod"),
-        ("app.kubernetes.io/instance", release.as_str()),
-        ("app.kubernetes.io/managed-by", "Helm"),
-        ("app.kubernetes.io/part-of", "istio"),
-        ("istio.io/rev", revision.as_str()),
-        ("managed-by", "sail-operator"),
-        ("release", release.as_str()),
-    ];
-    let account = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(namespace.to_string()),
-            labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    match api.create(&PostParams::default(), &account).await {
-        Ok(_) => eprintln!(
-            "simulated sail-operator: {}: created ServiceAccount {namespace}/{name}",
-            state.view.name
-        ),
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(e) => eprintln!(
-            "simulated sail-operator: {}: cannot create ServiceAccount {namespace}/{name}: {e}",
             state.view.name
         ),
     }

@@ -3,6 +3,7 @@
 //! "something changed" channel.
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -21,17 +22,42 @@ pub fn sail_resource(kind: &str, plural: &str) -> ApiResource {
 pub struct ClusterState {
     pub view: SimulatedCluster,
     pub istios: Store<DynamicObject>,
+    pub revisions: Store<DynamicObject>,
     pub cnis: Store<DynamicObject>,
     pub namespaces: Store<Namespace>,
     /// Secrets labelled `istio/multiCluster=true`, all namespaces.
     pub remote_secrets: Store<Secret>,
+    /// istiod Deployments (`app=istiod`), for a local revision's readiness.
+    pub deployments: Store<Deployment>,
+    /// CNI DaemonSets (`k8s-app=istio-cni-node`), for an IstioCNI's readiness.
+    pub daemonsets: Store<DaemonSet>,
 }
 
-/// Starts the four watchers of one cluster; each event pokes `changed`.
+impl ClusterState {
+    /// Every store has had its first list.
+    pub async fn wait_until_ready(&self) {
+        let _ = tokio::join!(
+            self.istios.wait_until_ready(),
+            self.revisions.wait_until_ready(),
+            self.cnis.wait_until_ready(),
+            self.namespaces.wait_until_ready(),
+            self.remote_secrets.wait_until_ready(),
+            self.deployments.wait_until_ready(),
+            self.daemonsets.wait_until_ready()
+        );
+    }
+}
+
+/// Starts the watchers of one cluster; each event pokes `changed`.
 pub fn watch_cluster(view: SimulatedCluster, changed: &watch::Sender<()>, tasks: &mut JoinSet<()>) -> ClusterState {
     let client = &view.client;
     let istio = sail_resource("Istio", "istios");
     let cni = sail_resource("IstioCNI", "istiocnis");
+    let revision = sail_resource("IstioRevision", "istiorevisions");
+    let revision_writer = reflector::store::Writer::new(revision.clone());
+    let revisions = revision_writer.as_reader();
+    let (deployments, deployment_writer) = reflector::store();
+    let (daemonsets, daemonset_writer) = reflector::store();
     let istio_writer = reflector::store::Writer::new(istio.clone());
     let cni_writer = reflector::store::Writer::new(cni.clone());
     let (istios, cnis) = (istio_writer.as_reader(), cni_writer.as_reader());
@@ -57,6 +83,29 @@ pub fn watch_cluster(view: SimulatedCluster, changed: &watch::Sender<()>, tasks:
     let cni_api = Api::<DynamicObject>::all_with(client.clone(), &cni);
     let ns_api = Api::<Namespace>::all(client.clone());
     let secret_api = Api::<Secret>::all(client.clone());
+    let revision_api = Api::<DynamicObject>::all_with(client.clone(), &revision);
+    let deployment_api = Api::<Deployment>::all(client.clone());
+    let daemonset_api = Api::<DaemonSet>::all(client.clone());
+    tasks.spawn(drive(
+        reflector::reflector(revision_writer, watcher(revision_api, config.clone()).default_backoff())
+            .map(unit)
+            .boxed(),
+        "IstioRevision",
+    ));
+    let istiods = watcher::Config::default().labels("app=istiod");
+    tasks.spawn(drive(
+        reflector::reflector(deployment_writer, watcher(deployment_api, istiods).default_backoff())
+            .map(unit)
+            .boxed(),
+        "Deployment",
+    ));
+    let cni_nodes = watcher::Config::default().labels("k8s-app=istio-cni-node");
+    tasks.spawn(drive(
+        reflector::reflector(daemonset_writer, watcher(daemonset_api, cni_nodes).default_backoff())
+            .map(unit)
+            .boxed(),
+        "DaemonSet",
+    ));
     tasks.spawn(drive(
         reflector::reflector(istio_writer, watcher(istio_api, config.clone()).default_backoff())
             .map(unit)
@@ -84,9 +133,12 @@ pub fn watch_cluster(view: SimulatedCluster, changed: &watch::Sender<()>, tasks:
     ClusterState {
         view,
         istios,
+        revisions,
         cnis,
         namespaces,
         remote_secrets,
+        deployments,
+        daemonsets,
     }
 }
 

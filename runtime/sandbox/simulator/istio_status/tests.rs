@@ -13,60 +13,78 @@ fn types_and_reasons(conditions: &[Condition]) -> Vec<(&str, &str, &str)> {
     conditions.iter().map(|c| (c.kind, c.status, c.reason)).collect()
 }
 
+const INSTALLED: Result<(), String> = Ok(());
+
 #[test]
 fn a_valid_istio_is_healthy_with_one_ready_revision() {
-    let spec = json!({"version": "v1.30.3", "namespace": "istio-system"});
-    let (conditions, extra) = istio("default", &spec, &facts(&["istio-system"]));
+    let spec = json!({"version": "v1.30.3", "namespace": "istio-system", "values": {}});
+    let revision = revision("default", &spec, &facts(&["istio-system"]), &INSTALLED);
+    assert_eq!(types_and_reasons(&revision)[3], ("InUse", "False", "NotReferencedByAnything"));
+    let (conditions, extra) = istio("default", None, &revision, (1, 1, 0));
     let status = finish(&conditions, extra, 3, None, "2026-01-01T00:00:00Z");
     assert_eq!(status["state"], "Healthy");
     assert_eq!(status["observedGeneration"], 3);
     assert_eq!(status["activeRevisionName"], "default");
     assert_eq!(status["revisions"], json!({"total": 1, "ready": 1, "inUse": 0}));
     let names: Vec<_> = status["conditions"].as_array().unwrap().iter().map(|c| c["type"].clone()).collect();
-    assert_eq!(names, ["Reconciled", "Ready", "DependenciesHealthy"]);
+    assert_eq!(names, ["Reconciled", "Ready", "DependenciesHealthy"], "InUse stays on the revision");
     assert!(status["conditions"][0].get("message").is_none(), "empty messages are omitted");
 }
 
 #[test]
-fn missing_version_or_namespace_is_a_reconcile_error() {
-    let (conditions, _) = istio("x", &json!({"namespace": "istio-system"}), &facts(&["istio-system"]));
-    assert_eq!(conditions[0].message, "validation error: spec.version not set");
-    assert_eq!(conditions[1], reconcile_error("")[1]);
-    let (conditions, extra) = istio("x", &json!({"version": "v1.30.3", "namespace": "gone"}), &facts(&[]));
+fn spec_errors_namespace_errors_and_helm_errors_are_reconcile_errors() {
     assert_eq!(
-        conditions[0].message,
+        istio_spec_error(&json!({"namespace": "istio-system"})).unwrap(),
+        "validation error: spec.version not set"
+    );
+    let missing = revision("x", &json!({"version": "v1", "namespace": "gone"}), &facts(&[]), &INSTALLED);
+    assert_eq!(
+        missing[0].message,
         "error reconciling resource: validation error: namespace \"gone\" doesn't exist"
     );
+    let (conditions, extra) = istio("x", None, &missing, (1, 0, 0));
     let status = finish(&conditions, extra, 1, None, "t");
     assert_eq!(status["state"], "ReconcileError");
     assert_eq!(status["conditions"][1]["status"], "Unknown");
+    let helm = revision("x", &json!({"version": "v1", "namespace": "n"}), &facts(&["n"]), &Err("unknown profile bogus".into()));
+    assert_eq!(helm[0].message, "error reconciling resource: unknown profile bogus");
 }
 
 #[test]
-fn a_remote_istio_waits_for_its_external_control_plane() {
-    let spec = json!({"version": "v1.30.3", "namespace": "ext", "profile": "remote",
-                      "values": {"global": {"configCluster": true}}});
-    assert!(renders_config_cluster_account(&spec));
+fn a_remote_revision_waits_for_its_external_control_plane() {
+    let spec = json!({"version": "v1.30.3", "namespace": "ext", "values": {"profile": "remote"}});
     let mut world = facts(&["ext"]);
-    let (conditions, extra) = istio("external-istiod", &spec, &world);
+    let conditions = revision("external-istiod", &spec, &world, &INSTALLED);
     assert_eq!(types_and_reasons(&conditions)[1], ("Ready", "False", "RemoteIstiodNotReady"));
-    assert_eq!(finish(&conditions, extra, 1, None, "t")["state"], "RemoteIstiodNotReady");
+    assert_eq!(finish(&conditions, json!({}), 1, None, "t")["state"], "RemoteIstiodNotReady");
     world.remote_istiod_ready = true;
-    let (conditions, _) = istio("external-istiod", &spec, &world);
+    let conditions = revision("external-istiod", &spec, &world, &INSTALLED);
     assert_eq!(types_and_reasons(&conditions)[1], ("Ready", "True", "Ready"));
 }
 
 #[test]
+fn with_nodes_a_local_revision_follows_its_istiod_deployment() {
+    let spec = json!({"version": "v1", "namespace": "n", "values": {}});
+    let mut world = Facts { nodes: true, ..facts(&["n"]) };
+    let reason = |world: &Facts| revision("r", &spec, world, &INSTALLED)[1].message.clone();
+    assert_eq!(reason(&world), "istiod Deployment not found");
+    world.istiod = Some((1, 0));
+    assert_eq!(reason(&world), "not all istiod pods are ready");
+    world.istiod = Some((0, 0));
+    assert_eq!(reason(&world), "istiod Deployment is scaled to zero replicas");
+    world.istiod = Some((1, 1));
+    assert_eq!(revision("r", &spec, &world, &INSTALLED)[1].status, "True");
+}
+
+#[test]
 fn transition_time_changes_only_with_the_status() {
-    let spec = json!({"version": "v1.30.3", "namespace": "n", "profile": "remote"});
-    let (conditions, extra) = istio("r", &spec, &facts(&["n"]));
-    let first = finish(&conditions, extra, 1, None, "t1");
+    let spec = json!({"version": "v1.30.3", "namespace": "n", "values": {"profile": "remote"}});
+    let first = finish(&revision("r", &spec, &facts(&["n"]), &INSTALLED), json!({}), 1, None, "t1");
     let world = Facts {
         remote_istiod_ready: true,
         ..facts(&["n"])
     };
-    let (conditions, extra) = istio("r", &spec, &world);
-    let second = finish(&conditions, extra, 2, Some(&first), "t2");
+    let second = finish(&revision("r", &spec, &world, &INSTALLED), json!({}), 2, Some(&first), "t2");
     assert_eq!(second["conditions"][0]["lastTransitionTime"], "t1", "Reconciled stayed True");
     assert_eq!(second["conditions"][1]["lastTransitionTime"], "t2", "Ready flipped");
 }
@@ -74,7 +92,7 @@ fn transition_time_changes_only_with_the_status() {
 #[test]
 fn cni_dependency_only_when_enabled() {
     let spec = json!({"version": "v1", "namespace": "n", "values": {"pilot": {"cni": {"enabled": true}}}});
-    let (conditions, _) = istio("d", &spec, &facts(&["n"]));
+    let conditions = revision("d", &spec, &facts(&["n"]), &INSTALLED);
     assert_eq!(
         types_and_reasons(&conditions)[2],
         ("DependenciesHealthy", "False", "IstioCNINotFound")
@@ -83,7 +101,16 @@ fn cni_dependency_only_when_enabled() {
         cni_default_state: Some(Some("Healthy".into())),
         ..facts(&["n"])
     };
-    assert_eq!(istio("d", &spec, &world).0[2].status, "True");
+    assert_eq!(revision("d", &spec, &world, &INSTALLED)[2].status, "True");
+}
+
+#[test]
+fn cni_readiness_follows_its_daemonset_when_pods_run() {
+    let spec = json!({"version": "v1", "namespace": "kube-system"});
+    let mut world = Facts { nodes: true, ..facts(&["kube-system"]) };
+    assert_eq!(istio_cni(&spec, &world, &INSTALLED).0[1].reason, "DaemonSetNotReady");
+    world.cni_daemonset = Some((2, 2));
+    assert_eq!(istio_cni(&spec, &world, &INSTALLED).0[1].status, "True");
 }
 
 #[test]

@@ -1,0 +1,100 @@
+//! The Istio Helm charts, rendered for the simulated Sail Operator by
+//! `istio-render` (scripts/istio-build/render): Helm's own engine over the
+//! charts embedded in the istio.io/istio snapshot. Rendering is real; only
+//! the operator loop around it is simulated.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+
+/// The charts Sail installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Chart {
+    /// Cluster-wide pieces, for the revision `default` only.
+    Base,
+    /// istiod, or with `profile: remote` the remote cluster's webhooks, Service and RBAC.
+    Istiod,
+    Cni,
+}
+
+impl Chart {
+    fn dir(self) -> &'static str {
+        match self {
+            Chart::Base => "base",
+            Chart::Istiod => "istio-control/istio-discovery",
+            Chart::Cni => "istio-cni",
+        }
+    }
+}
+
+pub struct Charts {
+    binary: PathBuf,
+    /// The istio.io/istio module version the charts come from.
+    pub snapshot: String,
+    profiles: Mutex<HashMap<String, Result<Value, String>>>,
+}
+
+impl Charts {
+    pub fn new(binary: PathBuf, snapshot: String) -> Charts {
+        Charts {
+            binary,
+            snapshot,
+            profiles: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The values of profile `name` (`manifests/profiles/<name>.yaml`), cached.
+    pub async fn profile(&self, name: &str) -> Result<Value, String> {
+        let mut profiles = self.profiles.lock().await;
+        if let Some(known) = profiles.get(name) {
+            return known.clone();
+        }
+        let result = self
+            .run(&["profile", name], None)
+            .await
+            .and_then(|text| serde_json::from_str(&text).map_err(|e| format!("profile {name}: {e}")));
+        profiles.insert(name.to_string(), result.clone());
+        result
+    }
+
+    /// Every object `chart` renders as Helm release `release` in `namespace`
+    /// for a server of `kube_version`, CRDs left out: the sandbox installs the
+    /// CRDs itself, as OLM does for the real operator. Errors are Helm's words.
+    pub async fn render(&self, chart: Chart, release: &str, namespace: &str, kube_version: &str, values: &Value) -> Result<Vec<Value>, String> {
+        let input = serde_json::to_vec(values).map_err(|e| e.to_string())?;
+        let text = self
+            .run(&["chart", chart.dir(), release, namespace, kube_version], Some(input))
+            .await?;
+        let objects = crate::manifest::parse(&text, "rendered chart").map_err(|e| e.to_string())?;
+        Ok(objects
+            .into_iter()
+            .filter(|o| o.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition"))
+            .collect())
+    }
+
+    async fn run(&self, args: &[&str], stdin: Option<Vec<u8>>) -> Result<String, String> {
+        let mut child = tokio::process::Command::new(&self.binary)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.binary.display()))?;
+        let mut pipe = child.stdin.take();
+        if let (Some(pipe), Some(input)) = (pipe.as_mut(), stdin) {
+            pipe.write_all(&input).await.map_err(|e| format!("istio-render: {e}"))?;
+        }
+        drop(pipe);
+        let output = child.wait_with_output().await.map_err(|e| format!("istio-render: {e}"))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
+        }
+    }
+}

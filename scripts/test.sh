@@ -7,11 +7,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/kube-assets.sh current
 scripts/kube-assets.sh 1.20.2
+scripts/istio-assets.sh
 
 # Nothing the tests start may outlive them (sandboxes started by hand are not ours).
 cache="${MESH_RUN_CACHE:-$HOME/.cache/mesh-run}/kube"
-pattern="^$cache/.*/bin/(etcd|kube-apiserver|kube-controller-manager)"
+kwok="${MESH_RUN_CACHE:-$HOME/.cache/mesh-run}/kwok"
+pattern="^($cache/.*/bin/(etcd|kube-apiserver|kube-controller-manager|kube-scheduler)|$kwok/.*/kwok )"
 before=$(pgrep -f "$pattern" | sort || true)
+# Nor network namespaces and veths of sandboxes (named after their PIDs).
+networks() { { ip netns list 2>/dev/null | grep -o '^mesh-run-[0-9]*'; ip -o link show 2>/dev/null | grep -o ' mrh[0-9]*' | tr -d ' '; } | sort || true; }
+networks_before=$(networks)
 
 cargo build --locked --all-targets
 cargo test --locked "$@"
@@ -23,4 +28,11 @@ if [ -n "$leaked" ]; then
   for pid in $leaked; do ps -o pid=,args= -p "$pid" | cut -c1-160 >&2 || true; done
   exit 1
 fi
-echo "no etcd, kube-apiserver or kube-controller-manager left running by the tests"
+echo "no etcd, kube-apiserver, kube-controller-manager, kube-scheduler or kwok left running by the tests"
+
+left=$(comm -13 <(echo "$networks_before") <(networks))
+if [ -n "$left" ]; then
+  echo "error: the tests left network namespaces or veths of sandboxes:" $left >&2
+  exit 1
+fi
+echo "no sandbox network namespace or veth left by the tests"

@@ -183,15 +183,21 @@ pub fn loopback_warning(server: &str) -> Option<String> {
 
 /// What istioctl applies when the service account is missing: the
 /// `istio-reader-service-account` and the `istio-reader-clusterrole-<ns>`
-/// ClusterRole + binding. The rules are those of the istiod chart's reader
-/// ClusterRole (without the external-istiod extras): get/list/watch of what
-/// istiod reads from a remote cluster, plus `create` of TokenReviews and
-/// SubjectAccessReviews, which change nothing but let istiod authenticate
-/// that cluster's workloads.
+/// ClusterRole + binding, as it renders them from the base and istiod charts
+/// (default profile; `reader-clusterrole.yaml` without the `istiodRemote`
+/// extras): get/list/watch of what istiod reads from a remote cluster,
+/// `create` of TokenReviews and SubjectAccessReviews (which change nothing
+/// but let istiod authenticate that cluster's workloads), and create/delete
+/// of MCS ServiceExports. The rules are in the chart's order, so mesh-run and
+/// istioctl, run one after the other on a cluster, leave the same ClusterRole.
+/// The labels are the chart's, less those naming a chart version
+/// (`app.kubernetes.io/version`, `helm.sh/chart`) or claiming Helm
+/// (`app.kubernetes.io/managed-by`).
 pub fn reader_rbac(namespace: &str) -> Vec<Value> {
     let read = ["get", "list", "watch"];
     let name = format!("istio-reader-clusterrole-{namespace}");
-    let labels = json!({"app": "istio-reader"});
+    let labels = json!({"app": "istio-reader", "app.kubernetes.io/name": "istio-reader", "app.kubernetes.io/part-of": "istio",
+        "app.kubernetes.io/instance": "istio", "release": "istio"});
     vec![
         json!({"apiVersion": "v1", "kind": "ServiceAccount",
             "metadata": {"name": READER_SERVICE_ACCOUNT, "namespace": namespace, "labels": labels}}),
@@ -201,10 +207,15 @@ pub fn reader_rbac(namespace: &str) -> Vec<Value> {
             {"apiGroups": ["config.istio.io", "security.istio.io", "networking.istio.io", "authentication.istio.io",
                 "rbac.istio.io", "telemetry.istio.io", "extensions.istio.io"], "resources": ["*"], "verbs": read},
             {"apiGroups": [""], "resources": ["endpoints", "pods", "services", "nodes", "replicationcontrollers",
-                "namespaces", "secrets"], "verbs": read},
+                "namespaces", "secrets", "configmaps"], "verbs": read},
+            {"apiGroups": ["networking.istio.io"], "verbs": ["get", "watch", "list"], "resources": ["workloadentries"]},
+            {"apiGroups": ["networking.x-k8s.io", "gateway.networking.k8s.io"], "resources": ["gateways"],
+                "verbs": ["get", "watch", "list"]},
             {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": read},
             {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
-            {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceexports"], "verbs": read},
+            {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceexports"],
+                "verbs": ["get", "list", "watch", "create", "delete"]},
+            {"apiGroups": ["multicluster.x-k8s.io"], "resources": ["serviceimports"], "verbs": read},
             {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": read},
             {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
             {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
@@ -456,17 +467,20 @@ stringData:
             objs[2]["subjects"][0],
             json!({"kind": "ServiceAccount", "name": READER_SERVICE_ACCOUNT, "namespace": "istio-system"})
         );
-        let writes: Vec<&Value> = objs[1]["rules"]
+        // Writes: only reviews (which change nothing) and MCS ServiceExports, as in the chart.
+        let writes: Vec<String> = objs[1]["rules"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["verbs"] != json!(["get", "list", "watch"]))
+            .filter(|r| {
+                r["verbs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| !["get", "list", "watch"].contains(&v.as_str().unwrap()))
+            })
+            .map(|r| r["resources"][0].as_str().unwrap().to_string())
             .collect();
-        assert!(
-            writes
-                .iter()
-                .all(|r| r["verbs"] == json!(["create"]) && r["resources"].to_string().contains("reviews")),
-            "{writes:?}"
-        );
+        assert_eq!(writes, ["serviceexports", "tokenreviews", "subjectaccessreviews"]);
     }
 }

@@ -1,7 +1,8 @@
 //! Per-cluster PKI: a CA, the API server's serving certificate, client
-//! certificates for the admin and the controller manager, and the
-//! service-account signing keypair. Everything is generated fresh for each
-//! cluster, so a kubeconfig of one cluster can never talk to another.
+//! certificates for the admin, the controller manager, the scheduler and
+//! kwok, and the service-account signing keypair. Everything is generated
+//! fresh for each cluster, so a kubeconfig of one cluster can never talk to
+//! another.
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
@@ -22,6 +23,10 @@ pub struct ClusterCerts {
     /// `system:kube-controller-manager`, also in `system:masters` because with
     /// `--use-service-account-credentials=false` its controllers act as itself.
     pub controller_manager: CertifiedKey,
+    /// `system:kube-scheduler`: the bootstrap RBAC roles for that user are all it needs.
+    pub scheduler: CertifiedKey,
+    /// `kwok`, in `system:masters`: it plays kubelets for every Node and Pod it manages.
+    pub kwok: CertifiedKey,
     /// Signs service-account tokens (kube-apiserver and the token controller).
     pub service_account_key_pem: String,
     pub service_account_pub_pem: String,
@@ -75,12 +80,16 @@ impl ClusterCerts {
             vec![],
             ExtendedKeyUsagePurpose::ClientAuth,
         )?;
+        let scheduler = leaf(&issuer, "system:kube-scheduler", None, vec![], ExtendedKeyUsagePurpose::ClientAuth)?;
+        let kwok = leaf(&issuer, "kwok", Some("system:masters"), vec![], ExtendedKeyUsagePurpose::ClientAuth)?;
         let sa = KeyPair::generate().map_err(pki_error)?;
         Ok(ClusterCerts {
             ca,
             serving,
             admin,
             controller_manager,
+            scheduler,
+            kwok,
             service_account_key_pem: sa.serialize_pem(),
             service_account_pub_pem: sa.public_key_pem(),
         })
@@ -132,6 +141,8 @@ mod tests {
             &a.serving.cert_pem,
             &a.admin.cert_pem,
             &a.controller_manager.cert_pem,
+            &a.scheduler.cert_pem,
+            &a.kwok.cert_pem,
         ] {
             assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
         }

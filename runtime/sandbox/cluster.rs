@@ -1,5 +1,6 @@
 //! One sandbox cluster: etcd, kube-apiserver and kube-controller-manager,
-//! real binaries on loopback ports, each cluster in its own folder.
+//! real binaries on loopback ports, each cluster in its own folder; with a
+//! network namespace also kube-scheduler, kwok and two Nodes (`nodes.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -9,6 +10,7 @@ use super::assets::{Assets, Capabilities};
 use super::certs::ClusterCerts;
 use super::flags::{Ports, apiserver_args, controller_manager_args, etcd_args};
 use super::kubeconfig::{self, KubeconfigEntry};
+use super::nodes::{self, NodeSetup};
 use super::process::{self, ChildProcess};
 use crate::error::{Error, Result};
 
@@ -21,12 +23,22 @@ pub struct ClusterHandle {
     pub certs: ClusterCerts,
     pub client: kube::Client,
     pub processes: Vec<ChildProcess>,
+    /// The kwok Nodes (empty when the cluster has none).
+    pub nodes: Vec<String>,
 }
 
 impl ClusterHandle {
     /// Starts etcd and kube-apiserver, waits for `/readyz`, then starts the
-    /// controller manager (it needs a serving apiserver).
-    pub async fn start(name: &str, root: &Path, assets: &Assets, caps: Capabilities, ports: Ports) -> Result<ClusterHandle> {
+    /// controller manager (it needs a serving apiserver), and, given a
+    /// `NodeSetup`, the scheduler, kwok and the Nodes.
+    pub async fn start(
+        name: &str,
+        root: &Path,
+        assets: &Assets,
+        caps: Capabilities,
+        ports: Ports,
+        node_setup: Option<&NodeSetup>,
+    ) -> Result<ClusterHandle> {
         let started = Instant::now();
         let dir = root.join(name);
         let certs = ClusterCerts::generate(name)?;
@@ -46,11 +58,15 @@ impl ClusterHandle {
             certs,
             client,
             processes,
+            nodes: Vec::new(),
         };
         cluster.wait_ready().await?;
         if let Some(kcm) = &assets.kube_controller_manager {
             let args = controller_manager_args(&cluster.dir, caps.apiserver_minor);
             cluster.processes.push(spawn(&cluster.dir, "kube-controller-manager", kcm, &args)?);
+        }
+        if let Some(setup) = node_setup {
+            nodes::start(&mut cluster, setup, caps.apiserver_minor).await?;
         }
         eprintln!("sandbox: cluster {name} serving after {:.1}s", started.elapsed().as_secs_f64());
         Ok(cluster)
@@ -157,12 +173,19 @@ pub(super) fn write_private(path: &Path, text: &str) -> Result<()> {
     file.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))
 }
 
-fn spawn(dir: &Path, name: &str, binary: &Path, args: &[String]) -> Result<ChildProcess> {
+pub(super) fn spawn(dir: &Path, name: &str, binary: &Path, args: &[String]) -> Result<ChildProcess> {
+    let mut command = Command::new(binary);
+    command.args(args).stdin(Stdio::null());
+    spawn_command(dir, name, command)
+}
+
+/// Starts `command` in `dir` with its output in DIR/NAME.log.
+pub(super) fn spawn_command(dir: &Path, name: &str, mut command: Command) -> Result<ChildProcess> {
     let log_path = dir.join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path).map_err(|e| Error::io(&log_path, e))?;
     let err_log = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
-    let mut command = Command::new(binary);
-    command.args(args).current_dir(dir).stdin(Stdio::null()).stdout(log).stderr(err_log);
+    command.current_dir(dir).stdout(log).stderr(err_log);
+    let binary = PathBuf::from(command.get_program());
     ChildProcess::spawn(name, command).map_err(|e| Error::io(binary, e))
 }
 

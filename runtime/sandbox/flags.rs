@@ -34,10 +34,16 @@ pub fn free_ports(count: usize) -> Result<Vec<Ports>> {
         .collect())
 }
 
-/// The controllers that matter without nodes: service-account tokens and
-/// `default` accounts, namespace deletion, garbage collection, and the
-/// Deployment → ReplicaSet chain (Pods stay Pending: there is no scheduler).
-const CONTROLLERS: &str = "serviceaccount-token,serviceaccount,namespace,garbagecollector,deployment,replicaset";
+/// The controllers a cluster with (kwok) Nodes and Pods needs: service-account
+/// tokens and `default` accounts, namespace deletion, garbage collection,
+/// Deployments and DaemonSets down to Pods, EndpointSlices for Services,
+/// PodDisruptionBudgets and HPAs (as Istio's charts render them; without a
+/// metrics API an HPA keeps its replicas), Pod garbage collection, and Node
+/// health from kwok's leases. No taint-eviction controller (split out of the
+/// node lifecycle in 1.29): Pods are not evicted from a NotReady Node. The
+/// names are the pre-1.28 ones, which 1.37 still accepts as aliases.
+const CONTROLLERS: &str = "serviceaccount-token,serviceaccount,namespace,garbagecollector,deployment,replicaset,\
+daemonset,endpointslice,endpointslicemirroring,disruption,horizontalpodautoscaling,podgc,nodelifecycle";
 
 pub fn etcd_args(dir: &Path, ports: Ports, caps: Capabilities) -> Vec<String> {
     let client = format!("http://127.0.0.1:{}", ports.etcd_client);
@@ -76,6 +82,9 @@ pub fn apiserver_args(dir: &Path, ports: Ports) -> Vec<String> {
         "--authorization-mode=RBAC".into(),
         "--service-cluster-ip-range=10.96.0.0/12".into(),
         "--allow-privileged=true".into(),
+        // Webhooks and aggregated APIs are called at their EndpointSlice addresses (the sandbox
+        // network's), never at ClusterIPs: nothing routes those without kube-proxy.
+        "--enable-aggregator-routing=true".into(),
         // Lean, still a real apiserver: no request queueing for a single user, no profiling endpoints.
         "--enable-priority-and-fairness=false".into(),
         "--profiling=false".into(),

@@ -2,13 +2,20 @@
 //! kube-controller-manager) plus simulated controllers for what cannot run
 //! without nodes (the Sail Operator, a LoadBalancer provider).
 
+pub mod address_plan;
 pub mod assets;
 pub mod certs;
 pub mod cluster;
 pub mod crds;
 pub mod flags;
+pub mod istio_assets;
 pub mod kubeconfig;
+pub mod kwok;
+pub mod network;
+pub mod nodes;
+pub mod pinned;
 pub mod process;
+pub mod scheduler;
 pub mod simulator;
 
 use std::io::Write as _;
@@ -21,6 +28,7 @@ use kube::api::Api;
 use kube::runtime::wait::await_condition;
 use tokio_util::sync::CancellationToken;
 
+use self::address_plan::AddressPlan;
 use self::assets::Assets;
 use self::cluster::ClusterHandle;
 use crate::error::{Error, Result};
@@ -60,10 +68,18 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> {
     validate_names(&opts.clusters)?;
     let assets = Assets::locate(&opts.kube_version)?;
+    let istio = istio_assets::IstioAssets::locate()?;
     let dir = SandboxDir::create(opts.dir.clone(), opts.keep)?;
     let started = Instant::now();
+    let count = opts.clusters.len();
+    let network = tokio::task::spawn_blocking(move || network::SandboxNetwork::create(count))
+        .await
+        .map_err(join_error)??;
+    let plan = network.as_ref().map(|n| n.plan);
+    let charts = simulator::charts::Charts::new(istio.istio_render.clone(), istio.snapshot.clone(), network.is_some());
+    let charts = std::sync::Arc::new(charts);
     let result = tokio::select! {
-        started = start_all(&opts, &assets, dir.path()) => started,
+        started = start_all(&opts, &assets, dir.path(), plan) => started,
         _ = cancel.cancelled() => Err(Error::Interrupted { place: "while starting the sandbox".into() }),
     };
     let mut clusters = result?;
@@ -71,6 +87,9 @@ pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> 
     let entries: Vec<_> = clusters.iter().map(ClusterHandle::kubeconfig_entry).collect();
     // It carries the admin's client key: owner-only, like the keys next to it.
     cluster::write_private(&kubeconfig, &kubeconfig::render(&entries)?)?;
+    if let Some(network) = &network {
+        network.write_file(dir.path(), &opts.clusters)?;
+    }
     std::fs::write(dir.path().join("ready"), "").map_err(|e| Error::io(dir.path(), e))?;
     eprintln!(
         "sandbox: {} cluster(s) ready in {:.1}s",
@@ -82,13 +101,16 @@ pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> 
 
     let simulators = cancel.child_token();
     let views = clusters.iter().map(simulator::SimulatedCluster::from).collect();
-    let sim_task = tokio::spawn(simulator::run(views, opts.sim_delay, simulators.clone()));
+    let plan = plan.unwrap_or_else(|| AddressPlan::data_only(count));
+    let load_balancers = (0..count).map(|i| plan.cluster(i).load_balancers).collect();
+    let sim_task = tokio::spawn(simulator::run(views, load_balancers, charts, opts.sim_delay, simulators.clone()));
     let outcome = supervise(&mut clusters, &cancel).await;
     let stopping = Instant::now();
     eprintln!("sandbox: stopping");
     simulators.cancel();
     let _ = sim_task.await;
     stop_all(clusters).await;
+    drop(network);
     drop(dir);
     eprintln!("sandbox: stopped in {:.1}s", stopping.elapsed().as_secs_f64());
     outcome
@@ -96,17 +118,20 @@ pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> 
 
 /// Starts every cluster concurrently, installs the CRDs and waits for the
 /// controller manager (it creates the `default` ServiceAccount).
-async fn start_all(opts: &SandboxOptions, assets: &Assets, dir: &Path) -> Result<Vec<ClusterHandle>> {
+async fn start_all(opts: &SandboxOptions, assets: &Assets, dir: &Path, plan: Option<AddressPlan>) -> Result<Vec<ClusterHandle>> {
     let probe = assets.clone();
     let caps = tokio::task::spawn_blocking(move || probe.probe());
     let parsed = tokio::task::spawn_blocking(crds::parse_bundled);
     let caps = caps.await.map_err(join_error)??;
     let ports = flags::free_ports(opts.clusters.len())?;
+    let addresses = (0..opts.clusters.len()).map(|i| plan.map(|p| p.cluster(i).node_addresses())).collect();
+    let node_setups = nodes::plan(assets, addresses);
     let clusters = try_join_all(
         opts.clusters
             .iter()
             .zip(ports)
-            .map(|(name, ports)| ClusterHandle::start(name, dir, assets, caps, ports)),
+            .zip(&node_setups)
+            .map(|((name, ports), setup)| ClusterHandle::start(name, dir, assets, caps, ports, setup.as_ref())),
     )
     .await?;
     let crds = parsed.await.map_err(join_error)??;
@@ -116,7 +141,8 @@ async fn start_all(opts: &SandboxOptions, assets: &Assets, dir: &Path) -> Result
         })?;
         let adapt = crds::needs_adaptation(&version, caps.apiserver_minor);
         let controllers = wait_for_controller_manager(cluster, assets.kube_controller_manager.is_some());
-        tokio::try_join!(crds::install(&cluster.client, &crds, adapt), controllers).map_err(|e| Error::Sandbox {
+        let nodes = nodes::wait_ready(cluster);
+        tokio::try_join!(crds::install(&cluster.client, &crds, adapt), controllers, nodes).map_err(|e| Error::Sandbox {
             message: format!("cluster {}: {e}", cluster.name),
         })
     }))

@@ -32,6 +32,7 @@ async fn external_procedure_then_rerun_verify_and_teardown() {
     run(sandbox, "external.rhai", &inputs(&api_server), &[]).status(0);
     eprintln!("external.rhai: {:?}", started.elapsed());
     assert_external_objects(sandbox, &api_server).await;
+    assert_rendered_objects(sandbox).await;
 
     let rerun = run(sandbox, "external.rhai", &inputs(&api_server), &["--output", "json"]);
     rerun.status(0);
@@ -80,6 +81,22 @@ fn broken_order_fails_with_the_timeout_explanation(sandbox: &SandboxHandle) {
         .stderr_contains("RemoteIstiodNotReady")
         .stderr_contains("broken.rhai:10:");
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+/// The real charts' objects on both clusters, as the simulated Sail Operator installed them.
+async fn assert_rendered_objects(sandbox: &SandboxHandle) {
+    let (cp, dp) = (sandbox.client("control-plane").await, sandbox.client("data-plane").await);
+    let address = ingress_address(&cp, "istio-system").await;
+    let mesh = rendered::Mesh {
+        namespace: "external-istiod",
+        revision: "external-istiod",
+        cluster_id: "cluster1",
+        network: "network1",
+        address: &address,
+    };
+    rendered::assert_data_plane(&dp, &mesh).await;
+    rendered::assert_control_plane(&cp, &mesh).await;
+    rendered::assert_gateway_available(&cp, "istio-system").await;
 }
 
 async fn assert_external_objects(sandbox: &SandboxHandle, api_server: &str) {

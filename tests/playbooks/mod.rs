@@ -17,6 +17,7 @@ use crate::support::{Output, SandboxHandle, Test};
 mod external;
 mod multi_dataplane;
 mod multi_mesh;
+mod rendered;
 
 /// Runs `playbooks/<name>` of this repository with `--set KEY=VALUE` inputs.
 fn run(sandbox: &SandboxHandle, name: &str, sets: &[(&str, &str)], extra: &[&str]) -> Output {
@@ -134,6 +135,25 @@ async fn leftovers(client: &kube::Client) -> Vec<String> {
             found.push(format!("{kind} {}", object.metadata.name.unwrap_or_default()));
         }
     }
+    // What the operator rendered, cluster-scoped (namespaced objects go with their namespaces).
+    let managed = kube::api::ListParams::default().labels("managed-by=sail-operator");
+    use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let names = |items: Vec<Option<String>>, kind: &str| -> Vec<String> {
+        items.into_iter().map(|n| format!("{kind} {}", n.unwrap_or_default())).collect()
+    };
+    let list = Api::<MutatingWebhookConfiguration>::all(client.clone()).list(&managed).await.unwrap();
+    found.extend(names(list.items.into_iter().map(|o| o.metadata.name).collect(), "MutatingWebhookConfiguration"));
+    let list = Api::<ValidatingWebhookConfiguration>::all(client.clone()).list(&managed).await.unwrap();
+    found.extend(names(list.items.into_iter().map(|o| o.metadata.name).collect(), "ValidatingWebhookConfiguration"));
+    let list = Api::<ClusterRole>::all(client.clone()).list(&managed).await.unwrap();
+    found.extend(names(list.items.into_iter().map(|o| o.metadata.name).collect(), "ClusterRole"));
+    let list = Api::<ClusterRoleBinding>::all(client.clone()).list(&managed).await.unwrap();
+    found.extend(names(list.items.into_iter().map(|o| o.metadata.name).collect(), "ClusterRoleBinding"));
+    let revisions = Api::<DynamicObject>::all_with(client.clone(), &sail("IstioRevision", "istiorevisions"));
+    for object in revisions.list(&Default::default()).await.unwrap() {
+        found.push(format!("IstioRevision {}", object.metadata.name.unwrap_or_default()));
+    }
     let namespaces = Api::<Namespace>::all(client.clone()).list(&Default::default()).await.unwrap();
     for ns in namespaces {
         let name = ns.metadata.name.unwrap_or_default();
@@ -152,7 +172,14 @@ async fn leftovers(client: &kube::Client) -> Vec<String> {
 async fn assert_teardown_leaves_nothing(sandbox: &SandboxHandle, contexts: &[&str], sets: &[(&str, &str)]) {
     run(sandbox, "teardown.rhai", sets, &[]).status(0).stdout_contains("deleted");
     for context in contexts {
-        let left = leftovers(&sandbox.client(context).await).await;
+        // The rendered objects go with their IstioRevision, by garbage collection: give it time.
+        let client = sandbox.client(context).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut left = leftovers(&client).await;
+        while !left.is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            left = leftovers(&client).await;
+        }
         assert!(left.is_empty(), "teardown left on {context}: {left:?}");
     }
     run(sandbox, "teardown.rhai", sets, &[]).status(0).stdout_lacks("deleted");

@@ -32,6 +32,15 @@ async fn one_control_plane_three_data_planes_then_teardown() {
     let config = sail_object(&dp1, "Istio", "istios", "external-istiod").await;
     assert_eq!(config["spec"]["values"]["global"]["configCluster"], true);
     assert_eq!(ready(&config), "True");
+    let mesh = |cluster_id| rendered::Mesh {
+        namespace: "external-istiod",
+        revision: "external-istiod",
+        cluster_id,
+        network: "network1",
+        address: &address,
+    };
+    rendered::assert_data_plane(&dp1, &mesh("cluster1")).await;
+    rendered::assert_control_plane(&cp, &mesh("cluster1")).await;
     assert_remote_secret(
         sandbox,
         &cp,
@@ -62,6 +71,7 @@ async fn one_control_plane_three_data_planes_then_teardown() {
             "{context}: no configCluster, no pilot.configMap, its own injection path"
         );
         assert_eq!(ready(&remote), "True", "{context}");
+        rendered::assert_data_plane(&dp, &mesh(name)).await;
         let cni = sail_object(&dp, "IstioCNI", "istiocnis", "default").await;
         assert_eq!(ready(&cni), "True", "{context}");
         Api::<ServiceAccount>::namespaced(dp.clone(), "external-istiod")

@@ -100,6 +100,16 @@ async fn two_meshes_on_one_control_plane_then_teardown() {
             "True",
             "{context}"
         );
+        let mesh = rendered::Mesh {
+            namespace: rev,
+            revision: rev,
+            cluster_id: cluster,
+            network: "network1",
+            address,
+        };
+        rendered::assert_data_plane(&dp, &mesh).await;
+        rendered::assert_control_plane(&cp, &mesh).await;
+        rendered::assert_gateway_available(&cp, gateway_ns).await;
         assert_remote_secret(
             sandbox,
             &cp,

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 
 use crate::support::{self, SandboxHandle, Test};
 
+mod istioctl_oracle;
+
 const CLUSTERS: &[&str] = &["control-plane", "data-plane"];
 
 async fn create_namespace(client: &kube::Client, name: &str) {

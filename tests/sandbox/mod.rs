@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 
 use crate::support::{self, Test, wait_for};
 
+mod nodes;
+mod network;
 mod remote_secret;
+mod sail_charts;
 mod stopping;
 
 const CLUSTERS: &[&str] = &["control-plane", "data-plane"];

@@ -35,9 +35,10 @@ Options, with istioctl's defaults: `type` (`remote` → Secret `istio-remote-sec
 the source's `kube-system` namespace); `namespace` (default `istio-system`: where the service account
 is looked up and where the Secret goes); `service_account`; `create_service_account` (default `true`:
 a missing account makes it create the namespace, `istio-reader-service-account` and the
-`istio-reader-clusterrole-<namespace>` ClusterRole/Binding, read-only plus Token/SubjectAccessReview
-creation); `server` (default: the source's API server URL from the kubeconfig, with a warning when
-it is a loopback address); `secret_name` (a specific token Secret of the account).
+`istio-reader-clusterrole-<namespace>` ClusterRole/Binding of istioctl's charts: read access, plus
+creating TokenReviews, SubjectAccessReviews and MCS ServiceExports); `server` (default: the source's
+API server URL from the kubeconfig, with a warning when it is a loopback address and the call
+succeeds); `secret_name` (a specific token Secret of the account).
 
 The token comes from a `kubernetes.io/service-account-token` Secret of the account (on Kubernetes
 < 1.24: the account's only `secrets[]` entry); one named `<account>-istio-remote-secret-token` is
@@ -140,16 +141,6 @@ async fn create_remote_secret(session: &Session, cluster: &ClusterHandle, req: R
     };
     let secret_name = req.secret_type.secret_name(&cluster_name);
     let object = format!("Secret {}/{secret_name}", req.namespace);
-    let server = match &req.server {
-        Some(server) => server.clone(),
-        None => {
-            if let Some(warning) = rs::loopback_warning(&client.url) {
-                session.warn(&client.name, &object, warning);
-            }
-            client.url.clone()
-        }
-    };
-
     let service_account = get_or_create_service_account(session, cluster, &req).await?;
     let token_secret = match &service_account {
         Some(sa) => service_account_secret(session, client, &req, sa).await?,
@@ -174,6 +165,16 @@ async fn create_remote_secret(session: &Session, cluster: &ClusterHandle, req: R
         }
     };
 
+    // istioctl warns about a loopback server only when it succeeds: a failed call says only why it failed.
+    let server = match &req.server {
+        Some(server) => server.clone(),
+        None => {
+            if let Some(warning) = rs::loopback_warning(&client.url) {
+                session.warn(&client.name, &object, warning);
+            }
+            client.url.clone()
+        }
+    };
     let kubeconfig = rs::kubeconfig(&cluster_name, &server, &ca, &token);
     let mut secret = rs::secret(req.secret_type, &cluster_name, &req.namespace, kubeconfig);
     if placeholder {

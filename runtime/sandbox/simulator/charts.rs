@@ -36,14 +36,26 @@ pub struct Charts {
     /// The istio.io/istio module version the charts come from.
     pub snapshot: String,
     profiles: Mutex<HashMap<String, Result<Value, String>>>,
+    /// The sandbox has its own network namespace: addresses the API server
+    /// dials (webhooks at EndpointSlice addresses) stay on this machine.
+    contained: bool,
 }
 
+/// Kinds that make an API server open connections to addresses in the objects.
+const DIALLING_KINDS: &[&str] = &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "EndpointSlice"];
+
 impl Charts {
-    pub fn new(binary: PathBuf, snapshot: String) -> Charts {
+    pub fn new(binary: PathBuf, snapshot: String, contained: bool) -> Charts {
+        if !contained {
+            eprintln!(
+                "simulated sail-operator: no network namespace: rendered webhook configurations and EndpointSlices are not installed (the API server would dial their addresses off this machine)"
+            );
+        }
         Charts {
             binary,
             snapshot,
             profiles: Mutex::new(HashMap::new()),
+            contained,
         }
     }
 
@@ -70,9 +82,10 @@ impl Charts {
             .run(&["chart", chart.dir(), release, namespace, kube_version], Some(input))
             .await?;
         let objects = crate::manifest::parse(&text, "rendered chart").map_err(|e| e.to_string())?;
+        let kept = |kind: &str| kind != "CustomResourceDefinition" && (self.contained || !DIALLING_KINDS.contains(&kind));
         Ok(objects
             .into_iter()
-            .filter(|o| o.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition"))
+            .filter(|o| kept(o.get("kind").and_then(Value::as_str).unwrap_or("")))
             .collect())
     }
 

@@ -10,6 +10,7 @@ pub mod remote_access;
 pub mod sail_operator;
 pub mod watched_cluster;
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,13 +43,20 @@ impl From<&ClusterHandle> for SimulatedCluster {
     }
 }
 
-/// Runs every simulator on every cluster until `cancel` fires.
-pub async fn run(clusters: Vec<SimulatedCluster>, charts: Arc<charts::Charts>, delay: Duration, cancel: CancellationToken) {
+/// Runs every simulator on every cluster until `cancel` fires;
+/// `load_balancers[i]` are the addresses cluster `i` hands out.
+pub async fn run(
+    clusters: Vec<SimulatedCluster>,
+    load_balancers: Vec<Vec<Ipv4Addr>>,
+    charts: Arc<charts::Charts>,
+    delay: Duration,
+    cancel: CancellationToken,
+) {
     eprintln!("sandbox: simulated sail-operator and simulated load-balancer running (delay {delay:?})");
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, cluster) in clusters.iter().enumerate() {
+    for (cluster, addresses) in clusters.iter().zip(load_balancers) {
         let (name, client) = (cluster.name.clone(), cluster.client.clone());
-        tasks.spawn(load_balancer::run(name, client, index, delay, cancel.clone()));
+        tasks.spawn(load_balancer::run(name, client, addresses, delay, cancel.clone()));
     }
     tasks.spawn(sail_operator::run(clusters, charts, delay, cancel.clone()));
     while tasks.join_next().await.is_some() {}

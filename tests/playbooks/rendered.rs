@@ -1,0 +1,145 @@
+//! What the simulated Sail Operator installs from the real Istio charts, read
+//! back from the servers after a playbook: the objects a user's clusters hold.
+
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::api::{Api, ListParams};
+use kube::runtime::conditions;
+
+use crate::support::wait_for;
+
+/// One mesh of the external topology: where its istiod runs and what the data plane calls it.
+pub struct Mesh<'a> {
+    /// Namespace and revision (the procedure uses `external-istiod` for both).
+    pub namespace: &'a str,
+    pub revision: &'a str,
+    pub cluster_id: &'a str,
+    pub network: &'a str,
+    /// The control plane's ingress address (`global.remotePilotAddress`).
+    pub address: &'a str,
+}
+
+fn owned_by_revision(labels: Option<&std::collections::BTreeMap<String, String>>, owners: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>, revision: &str) -> bool {
+    let managed = labels.and_then(|l| l.get("managed-by")).map(String::as_str) == Some("sail-operator");
+    let owner = owners
+        .into_iter()
+        .flatten()
+        .any(|o| o.kind == "IstioRevision" && o.name == revision && o.controller == Some(true));
+    managed && owner
+}
+
+/// The data plane (`remote` profile): the injection webhook calls
+/// `istiod-<rev>` with the mesh's injection path; that Service's EndpointSlice
+/// points at the control plane's address; ClusterRoles bound to `istiod-<rev>`.
+pub async fn assert_data_plane(dp: &kube::Client, mesh: &Mesh<'_>) {
+    let webhook_name = format!("istio-sidecar-injector-{}-{}", mesh.revision, mesh.namespace);
+    let webhook = Api::<MutatingWebhookConfiguration>::all(dp.clone())
+        .get(&webhook_name)
+        .await
+        .unwrap_or_else(|e| panic!("MutatingWebhookConfiguration {webhook_name}: {e}"));
+    assert!(
+        owned_by_revision(webhook.metadata.labels.as_ref(), webhook.metadata.owner_references.as_ref(), mesh.revision),
+        "{webhook_name}: {:?}",
+        webhook.metadata
+    );
+    let webhooks = webhook.webhooks.unwrap_or_default();
+    assert!(!webhooks.is_empty(), "{webhook_name} has webhooks");
+    let path = format!("/inject/cluster/{}/net/{}", mesh.cluster_id, mesh.network);
+    for hook in &webhooks {
+        let service = hook.client_config.service.as_ref().expect("a service reference, not a URL");
+        assert_eq!(service.name, format!("istiod-{}", mesh.revision), "{}", hook.name);
+        assert_eq!(service.namespace, mesh.namespace, "{}", hook.name);
+        assert!(service.path.as_deref().unwrap_or("").starts_with(&path), "{}: {:?}", hook.name, service.path);
+    }
+
+    let slices = Api::<EndpointSlice>::namespaced(dp.clone(), mesh.namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let addresses: Vec<String> = slices
+        .items
+        .iter()
+        .flat_map(|s| s.endpoints.iter().flat_map(|e| e.addresses.clone()))
+        .collect();
+    assert!(
+        addresses.iter().any(|a| a == mesh.address),
+        "an EndpointSlice in {} at {}: {addresses:?}",
+        mesh.namespace,
+        mesh.address
+    );
+
+    let account = format!("istiod-{}", mesh.revision);
+    let bindings = Api::<ClusterRoleBinding>::all(dp.clone()).list(&ListParams::default()).await.unwrap();
+    let bound: Vec<String> = bindings
+        .items
+        .iter()
+        .filter(|b| {
+            b.subjects
+                .iter()
+                .flatten()
+                .any(|s| s.kind == "ServiceAccount" && s.name == account && s.namespace.as_deref() == Some(mesh.namespace))
+        })
+        .map(|b| b.role_ref.name.clone())
+        .collect();
+    assert!(
+        bound.iter().any(|r| r.starts_with("istiod-clusterrole") || r.starts_with("istiod-")),
+        "ClusterRoles bound to {account}: {bound:?}"
+    );
+}
+
+/// The control plane: the external istiod Deployment with the env the
+/// playbook set, Available, its pod Running and Ready on a fake node.
+pub async fn assert_control_plane(cp: &kube::Client, mesh: &Mesh<'_>) {
+    let name = format!("istiod-{}", mesh.revision);
+    let deployments = Api::<Deployment>::namespaced(cp.clone(), mesh.namespace);
+    let deployment = wait_for(deployments, &name, conditions::is_deployment_completed(), Duration::from_secs(60)).await;
+    assert!(
+        owned_by_revision(deployment.metadata.labels.as_ref(), deployment.metadata.owner_references.as_ref(), mesh.revision),
+        "{name}"
+    );
+    let spec = deployment.spec.expect("spec");
+    let containers = spec.template.spec.expect("pod spec").containers;
+    let env: std::collections::BTreeMap<String, String> = containers[0]
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(env.get("EXTERNAL_ISTIOD").map(String::as_str), Some("true"), "{name}: {env:?}");
+    assert_eq!(env.get("CLUSTER_ID").map(String::as_str), Some(mesh.cluster_id), "{name}");
+    assert_eq!(env.get("REVISION").map(String::as_str), Some(mesh.revision), "{name}");
+    let status = deployment.status.expect("status");
+    assert!(status.available_replicas.unwrap_or(0) >= 1, "{name}: {status:?}");
+
+    let pods = Api::<Pod>::namespaced(cp.clone(), mesh.namespace)
+        .list(&ListParams::default().labels(&format!("app=istiod,istio.io/rev={}", mesh.revision)))
+        .await
+        .unwrap();
+    let running: Vec<&Pod> = pods
+        .items
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .collect();
+    assert!(!running.is_empty(), "{name}: a Running pod");
+    assert!(
+        running.iter().all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some()),
+        "{name}: scheduled on a node"
+    );
+}
+
+/// The ingress gateway Deployment of controlplane-gateway.yaml becomes Available.
+pub async fn assert_gateway_available(cp: &kube::Client, namespace: &str) {
+    let deployments = Api::<Deployment>::namespaced(cp.clone(), namespace);
+    wait_for(
+        deployments,
+        "istio-ingressgateway",
+        conditions::is_deployment_completed(),
+        Duration::from_secs(60),
+    )
+    .await;
+}

@@ -25,6 +25,18 @@ fn env_of(deployment: &Deployment, name: &str) -> Option<String> {
     env.iter().find(|e| e.name == name).and_then(|e| e.value.clone())
 }
 
+/// Until `name` no longer exists (support's `wait_for` treats deletion as a failure).
+async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while api.get_opt(name).await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "{name} still exists after 60s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_istio_gets_a_revision_and_its_rendered_charts_follow_each_generation() {
     let sandbox = support::sandbox("default", CLUSTERS);
@@ -63,15 +75,12 @@ async fn an_istio_gets_a_revision_and_its_rendered_charts_follow_each_generation
         .unwrap();
     let changed = |d: Option<&Deployment>| d.is_some_and(|d| env_of(d, "MESH_RUN_TEST").as_deref() == Some("two"));
     wait_for(deployments.clone(), "istiod-t-charts", changed, Duration::from_secs(60)).await;
-    let gone = |h: Option<&HorizontalPodAutoscaler>| h.is_none();
-    wait_for(hpas, "istiod-t-charts", gone, Duration::from_secs(60)).await;
+    wait_gone(&hpas, "istiod-t-charts").await;
 
     // Deleting the Istio removes the revision and, by garbage collection, what it installed.
     istios.delete("t-charts", &DeleteParams::default()).await.unwrap();
-    let gone = |o: Option<&DynamicObject>| o.is_none();
-    wait_for(revisions(client.clone()), "t-charts", gone, Duration::from_secs(60)).await;
-    let gone = |d: Option<&Deployment>| d.is_none();
-    wait_for(deployments, "istiod-t-charts", gone, Duration::from_secs(60)).await;
+    wait_gone(&revisions(client.clone()), "t-charts").await;
+    wait_gone(&deployments, "istiod-t-charts").await;
     let roles = Api::<ClusterRole>::all(client.clone())
         .list(&ListParams::default().labels("app.kubernetes.io/instance=t-charts-istiod"))
         .await

@@ -72,6 +72,43 @@ pub fn compute_cni(profiles: &[Value], spec: &Value) -> Value {
     values
 }
 
+/// Drops what `schema` (an OpenAPI v3 schema of a CRD) does not declare, as
+/// the operator's typed Go values never carry such fields: Istio's profiles
+/// hold keys (`gateways`, `ztunnel`) that Sail's `Values` type does not have.
+pub fn prune_to_schema(value: &mut Value, schema: &Value) {
+    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+                map.retain(|key, _| properties.contains_key(key));
+                for (key, child) in map.iter_mut() {
+                    prune_to_schema(child, &properties[key]);
+                }
+            } else if let Some(each) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                for child in map.values_mut() {
+                    prune_to_schema(child, each);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(each) = schema.get("items") {
+                items.iter_mut().for_each(|item| prune_to_schema(item, each));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The schema of `spec.values` in a bundled Sail CRD (`sailoperator.io_istiorevisions.yaml`, …).
+pub fn values_schema(crd_yaml: &str) -> Option<Value> {
+    let crd: Value = serde_saphyr::from_str(crd_yaml).ok()?;
+    let versions = crd.pointer("/spec/versions")?.as_array()?;
+    let version = versions.iter().find(|v| v["name"] == "v1").or(versions.first())?;
+    version.pointer("/schema/openAPIV3Schema/properties/spec/properties/values").cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +137,27 @@ mod tests {
         assert_eq!(values["global"]["configCluster"], true);
         assert_eq!(values["global"]["configValidation"], true, "the default profile stays underneath");
         assert!(values.get("defaultRevision").is_none(), "Sail drops defaultRevision");
+    }
+
+    #[test]
+    fn fields_the_schema_does_not_declare_are_dropped() {
+        let schema = json!({"properties": {
+            "global": {"properties": {"istioNamespace": {"type": "string"}}},
+            "pilot": {"properties": {"env": {"additionalProperties": {"type": "string"}}}},
+            "experimental": {"x-kubernetes-preserve-unknown-fields": true},
+        }});
+        let mut values = json!({"gateways": {"x": {}}, "global": {"istioNamespace": "n", "bogus": 1},
+                                "pilot": {"env": {"A": "1"}}, "experimental": {"anything": true}});
+        prune_to_schema(&mut values, &schema);
+        assert_eq!(values, json!({"global": {"istioNamespace": "n"}, "pilot": {"env": {"A": "1"}}, "experimental": {"anything": true}}));
+    }
+
+    #[test]
+    fn the_bundled_revision_crd_has_a_values_schema() {
+        let yaml = include_str!("../../../stdlib/manifests/crds/sailoperator.io_istiorevisions.yaml");
+        let schema = values_schema(yaml).expect("spec.values schema");
+        assert!(schema.pointer("/properties/global/properties/istioNamespace").is_some());
+        assert!(schema.pointer("/properties/gateways").is_none());
     }
 
     #[test]

@@ -52,6 +52,8 @@ struct Operator {
     nodes: bool,
     /// `spec.version`s already logged as rendered from the snapshot.
     logged_versions: HashSet<String>,
+    /// `spec.values` of the IstioRevision CRD: what Sail's typed values can hold.
+    values_schema: Arc<Value>,
 }
 
 /// Runs until `cancel` fires.
@@ -62,10 +64,14 @@ pub async fn run(clusters: Vec<SimulatedCluster>, charts: Arc<Charts>, delay: Du
         .into_iter()
         .map(|view| watch_cluster(view, &changed, &mut watchers))
         .collect();
+    let schema = tokio::task::spawn_blocking(|| {
+        istio_values::values_schema(include_str!("../../../stdlib/manifests/crds/sailoperator.io_istiorevisions.yaml"))
+    });
+    let values_schema = Arc::new(schema.await.ok().flatten().unwrap_or(Value::Null));
     let mut operators = Vec::new();
     for state in &states {
         tokio::select! { _ = state.wait_until_ready() => {}, _ = cancel.cancelled() => return }
-        operators.push(Operator::new(&state.view).await);
+        operators.push(Operator::new(&state.view, values_schema.clone()).await);
     }
     loop {
         tokio::select! {
@@ -93,7 +99,7 @@ pub async fn run(clusters: Vec<SimulatedCluster>, charts: Arc<Charts>, delay: Du
 }
 
 impl Operator {
-    async fn new(view: &SimulatedCluster) -> Operator {
+    async fn new(view: &SimulatedCluster, values_schema: Arc<Value>) -> Operator {
         let kube_version = match view.client.apiserver_version().await {
             Ok(info) => info.git_version.trim_start_matches('v').to_string(),
             Err(_) => crate::sandbox::assets::CURRENT_VERSION.to_string(),
@@ -105,6 +111,7 @@ impl Operator {
             kube_version,
             nodes: view.nodes,
             logged_versions: HashSet::new(),
+            values_schema,
         }
     }
 
@@ -193,7 +200,8 @@ impl Operator {
         for name in istio_values::profile_names(spec) {
             profiles.push(charts.profile(&name).await.map_err(|e| format!("failed to apply profile: {e}"))?);
         }
-        let values = istio_values::compute(&profiles, spec, revision_name);
+        let mut values = istio_values::compute(&profiles, spec, revision_name);
+        istio_values::prune_to_schema(&mut values, &self.values_schema);
         let desired = json!({
             "apiVersion": SAIL_API_VERSION,
             "kind": "IstioRevision",

@@ -71,13 +71,42 @@ pub fn in_install_order(mut objects: Vec<Value>) -> Vec<Vec<Value>> {
 }
 
 /// The post-renderer: `managed-by: sail-operator` and the controlling owner.
+/// Also one entry per env name in each container, the last one: the charts
+/// repeat a name when `pilot.env` sets one they set too (the procedure's
+/// `CLUSTER_ID`). Helm creates such objects as they are and the process sees
+/// the last value; server-side apply refuses duplicate keys, so the sandbox
+/// stores what the process would see.
 pub fn post_render(object: &mut Value, owner: &Value) {
+    if let Some(pod) = object.pointer_mut("/spec/template/spec") {
+        for list in ["containers", "initContainers"] {
+            for container in pod.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
+                if let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) {
+                    last_of_each_name(env);
+                }
+            }
+        }
+    }
     let metadata = &mut object["metadata"];
     if !metadata["labels"].is_object() {
         metadata["labels"] = json!({});
     }
     metadata["labels"]["managed-by"] = json!("sail-operator");
     metadata["ownerReferences"] = json!([owner]);
+}
+
+/// Keeps, for every `name`, its last entry, at the place of the first.
+fn last_of_each_name(entries: &mut Vec<Value>) {
+    let mut last: HashMap<String, Value> = HashMap::new();
+    for entry in entries.iter() {
+        last.insert(entry["name"].as_str().unwrap_or("").to_string(), entry.clone());
+    }
+    let mut seen = std::collections::HashSet::new();
+    entries.retain(|e| seen.insert(e["name"].as_str().unwrap_or("").to_string()));
+    for entry in entries.iter_mut() {
+        if let Some(winner) = last.get(entry["name"].as_str().unwrap_or("")) {
+            *entry = winner.clone();
+        }
+    }
 }
 
 /// `{apiVersion, kind, name, uid, controller: true, blockOwnerDeletion: true}` of `owner`.
@@ -194,6 +223,17 @@ mod tests {
                 vec!["MutatingWebhookConfiguration"],
                 vec!["Unknown"]
             ]
+        );
+    }
+
+    #[test]
+    fn a_repeated_env_name_keeps_the_value_the_process_sees() {
+        let mut object = json!({"kind": "Deployment", "metadata": {"name": "istiod"}, "spec": {"template": {"spec": {"containers": [
+            {"name": "discovery", "env": [{"name": "CLUSTER_ID", "value": "a"}, {"name": "X", "value": "1"}, {"name": "CLUSTER_ID", "value": "b"}]}]}}}});
+        post_render(&mut object, &json!({}));
+        assert_eq!(
+            object["spec"]["template"]["spec"]["containers"][0]["env"],
+            json!([{"name": "CLUSTER_ID", "value": "b"}, {"name": "X", "value": "1"}])
         );
     }
 

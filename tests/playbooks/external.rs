@@ -93,6 +93,7 @@ async fn assert_rendered_objects(sandbox: &SandboxHandle) {
         cluster_id: "cluster1",
         network: "network1",
         address: &address,
+        account: "istiod-external-istiod",
     };
     rendered::assert_data_plane(&dp, &mesh).await;
     rendered::assert_control_plane(&cp, &mesh).await;

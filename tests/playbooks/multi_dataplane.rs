@@ -32,15 +32,16 @@ async fn one_control_plane_three_data_planes_then_teardown() {
     let config = sail_object(&dp1, "Istio", "istios", "external-istiod").await;
     assert_eq!(config["spec"]["values"]["global"]["configCluster"], true);
     assert_eq!(ready(&config), "True");
-    let mesh = |cluster_id| rendered::Mesh {
+    let mesh = |cluster_id, account| rendered::Mesh {
         namespace: "external-istiod",
         revision: "external-istiod",
         cluster_id,
         network: "network1",
         address: &address,
+        account,
     };
-    rendered::assert_data_plane(&dp1, &mesh("cluster1")).await;
-    rendered::assert_control_plane(&cp, &mesh("cluster1")).await;
+    rendered::assert_data_plane(&dp1, &mesh("cluster1", "istiod-external-istiod")).await;
+    rendered::assert_control_plane(&cp, &mesh("cluster1", "istiod-external-istiod")).await;
     assert_remote_secret(
         sandbox,
         &cp,
@@ -71,7 +72,7 @@ async fn one_control_plane_three_data_planes_then_teardown() {
             "{context}: no configCluster, no pilot.configMap, its own injection path"
         );
         assert_eq!(ready(&remote), "True", "{context}");
-        rendered::assert_data_plane(&dp, &mesh(name)).await;
+        rendered::assert_data_plane(&dp, &mesh(name, "istio-reader-service-account")).await;
         let cni = sail_object(&dp, "IstioCNI", "istiocnis", "default").await;
         assert_eq!(ready(&cni), "True", "{context}");
         Api::<ServiceAccount>::namespaced(dp.clone(), "external-istiod")

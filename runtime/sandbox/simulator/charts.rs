@@ -59,6 +59,11 @@ impl Charts {
         }
     }
 
+    /// Whether the sandbox has its own network namespace (a real istiod can be reached).
+    pub fn contained(&self) -> bool {
+        self.contained
+    }
+
     /// The values of profile `name` (`manifests/profiles/<name>.yaml`), cached.
     pub async fn profile(&self, name: &str) -> Result<Value, String> {
         let mut profiles = self.profiles.lock().await;

@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 /// What the simulated operator knows about the cluster an object lives on.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Facts {
     /// Namespace name → labels.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// `status.state` of the IstioCNI named `default`, `None` when it does not exist.
     pub cni_default_state: Option<Option<String>>,
-    /// For a `remote` profile: an external control plane can reach this cluster.
-    pub remote_istiod_ready: bool,
+    /// For a `remote` profile: Sail's readiness probe of the remote istiod,
+    /// with the message of the Ready condition when it fails.
+    pub remote_probe: Result<(), String>,
     /// Pods run here (kwok nodes): readiness follows the workloads, as on a real
     /// cluster. Without nodes a local istiod or CNI DaemonSet is taken as ready.
     pub nodes: bool,
@@ -22,6 +23,49 @@ pub struct Facts {
     pub istiod: Option<(i32, i32)>,
     /// `(desiredNumberScheduled, numberReady)` of DaemonSet `istio-cni-node`, when it exists.
     pub cni_daemonset: Option<(i32, i32)>,
+}
+
+impl Default for Facts {
+    fn default() -> Self {
+        Facts {
+            namespaces: BTreeMap::new(),
+            cni_default_state: None,
+            remote_probe: Err(PROBE_FAILED.into()),
+            nodes: false,
+            istiod: None,
+            cni_daemonset: None,
+        }
+    }
+}
+
+/// Sail's message when the probe annotation says `"false"`.
+pub const PROBE_FAILED: &str = "readiness probe on remote istiod failed";
+
+/// The Ready verdict Sail reads off the injection webhook configuration
+/// `name` (`None`: it does not exist) of a remote revision.
+pub fn remote_probe(name: &str, annotations: Option<&BTreeMap<String, String>>) -> Result<(), String> {
+    let Some(annotations) = annotations else {
+        return Err(format!("MutatingWebhookConfiguration {name} not found"));
+    };
+    match annotations.get("sailoperator.io/readinessProbe.status").map(String::as_str) {
+        Some("true") => Ok(()),
+        Some("false") => Err(PROBE_FAILED.into()),
+        _ => Err(format!(
+            "invalid or missing annotation sailoperator.io/readinessProbe.status on MutatingWebhookConfiguration {name}"
+        )),
+    }
+}
+
+/// `istio-sidecar-injector[-<revision>][-<namespace> unless istio-system]`.
+pub fn injector_webhook_name(revision: &str, namespace: &str) -> String {
+    let mut name = "istio-sidecar-injector".to_string();
+    if revision != "default" && !revision.is_empty() {
+        name = format!("{name}-{revision}");
+    }
+    if namespace != "istio-system" {
+        name = format!("{name}-{namespace}");
+    }
+    name
 }
 
 /// A condition before its `lastTransitionTime` is filled in.
@@ -155,10 +199,11 @@ pub fn revision(name: &str, spec: &Value, facts: &Facts, installed: &Result<(), 
     let remote = str_at(spec, "/values/profile") == Some("remote");
     let ready = if !remote {
         local_ready(facts)
-    } else if facts.remote_istiod_ready {
-        condition("Ready", "True", "Ready", "")
     } else {
-        condition("Ready", "False", "RemoteIstiodNotReady", "readiness probe on remote istiod failed")
+        match &facts.remote_probe {
+            Ok(()) => condition("Ready", "True", "Ready", ""),
+            Err(message) => condition("Ready", "False", "RemoteIstiodNotReady", message),
+        }
     };
     let in_use = if in_use(name, facts) {
         condition("InUse", "True", "ReferencedByWorkloads", "Referenced by at least one pod or namespace")

@@ -6,6 +6,7 @@ pub mod helm_release;
 pub mod istio_status;
 pub mod istio_values;
 pub mod load_balancer;
+pub mod readiness_probe;
 pub mod remote_access;
 pub mod sail_operator;
 pub mod watched_cluster;

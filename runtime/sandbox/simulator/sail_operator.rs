@@ -28,6 +28,7 @@ use super::charts::{Chart, Charts};
 use super::helm_release::{Installer, ObjectKey, owner_reference, post_render};
 use super::istio_status::{self, Condition, Facts};
 use super::istio_values;
+use super::readiness_probe;
 use super::remote_access::{RETRY_AFTER, RemoteAccess, SecretSource};
 use super::watched_cluster::{ClusterState, sail_resource, watch_cluster};
 
@@ -72,6 +73,17 @@ pub async fn run(clusters: Vec<SimulatedCluster>, charts: Arc<Charts>, delay: Du
     for state in &states {
         tokio::select! { _ = state.wait_until_ready() => {}, _ = cancel.cancelled() => return }
         operators.push(Operator::new(&state.view, values_schema.clone()).await);
+        if charts.contained() {
+            let revisions = state.revisions.clone();
+            let is_remote = move |name: &str| {
+                revisions
+                    .state()
+                    .iter()
+                    .any(|r| r.name_any() == name && istio_status::is_remote(r.data.get("spec").unwrap_or(&Value::Null)))
+            };
+            let probe = readiness_probe::run(state.view.name.clone(), state.view.client.clone(), is_remote, cancel.clone());
+            watchers.spawn(probe);
+        }
     }
     loop {
         tokio::select! {
@@ -137,8 +149,16 @@ impl Operator {
             };
             live_owners.insert(revision.uid().unwrap_or_default());
             let revision_spec = revision.data.get("spec").cloned().unwrap_or(Value::Null);
-            facts.remote_istiod_ready = istio_status::is_remote(&revision_spec)
-                && remote_reachable(state, all, &mut self.access).await;
+            facts.remote_probe = if !istio_status::is_remote(&revision_spec) {
+                Ok(())
+            } else if charts.contained() {
+                remote_probe_verdict(state, &revision_spec, &revision_name)
+            } else if remote_reachable(state, all, &mut self.access).await {
+                // No network namespace, no real istiod: today's stand-in for the probe.
+                Ok(())
+            } else {
+                Err(istio_status::PROBE_FAILED.into())
+            };
             facts.istiod = istiod_deployment(state, &revision_spec, &revision_name);
             let installed = self.install_revision(&revision, &revision_spec, &revision_name, charts).await;
             let conditions = istio_status::revision(&revision_name, &revision_spec, &facts, &installed);
@@ -327,6 +347,15 @@ impl Operator {
         );
         result
     }
+}
+
+/// What Sail's probe wrote on the revision's injection webhook configuration.
+fn remote_probe_verdict(state: &ClusterState, spec: &Value, revision: &str) -> Result<(), String> {
+    let namespace = spec.get("namespace").and_then(Value::as_str).unwrap_or("istio-system");
+    let name = istio_status::injector_webhook_name(revision, namespace);
+    let webhook = state.webhooks.state().into_iter().find(|w| w.name_any() == name);
+    let annotations = webhook.as_ref().map(|w| w.annotations());
+    istio_status::remote_probe(&name, annotations)
 }
 
 /// `(replicas, readyReplicas)` of Deployment `istiod[-<revision>]` in the revision's namespace.

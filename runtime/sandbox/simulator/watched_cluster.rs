@@ -3,6 +3,7 @@
 //! "something changed" channel.
 
 use futures::StreamExt;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DynamicObject};
@@ -31,6 +32,9 @@ pub struct ClusterState {
     pub deployments: Store<Deployment>,
     /// CNI DaemonSets (`k8s-app=istio-cni-node`), for an IstioCNI's readiness.
     pub daemonsets: Store<DaemonSet>,
+    /// Injection webhook configurations the operator installed (`managed-by=sail-operator`):
+    /// their readiness-probe annotations are a remote revision's Ready.
+    pub webhooks: Store<MutatingWebhookConfiguration>,
 }
 
 impl ClusterState {
@@ -43,7 +47,8 @@ impl ClusterState {
             self.namespaces.wait_until_ready(),
             self.remote_secrets.wait_until_ready(),
             self.deployments.wait_until_ready(),
-            self.daemonsets.wait_until_ready()
+            self.daemonsets.wait_until_ready(),
+            self.webhooks.wait_until_ready()
         );
     }
 }
@@ -58,6 +63,7 @@ pub fn watch_cluster(view: SimulatedCluster, changed: &watch::Sender<()>, tasks:
     let revisions = revision_writer.as_reader();
     let (deployments, deployment_writer) = reflector::store();
     let (daemonsets, daemonset_writer) = reflector::store();
+    let (webhooks, webhook_writer) = reflector::store();
     let istio_writer = reflector::store::Writer::new(istio.clone());
     let cni_writer = reflector::store::Writer::new(cni.clone());
     let (istios, cnis) = (istio_writer.as_reader(), cni_writer.as_reader());
@@ -99,6 +105,16 @@ pub fn watch_cluster(view: SimulatedCluster, changed: &watch::Sender<()>, tasks:
             .boxed(),
         "Deployment",
     ));
+    let managed = watcher::Config::default().labels("managed-by=sail-operator");
+    tasks.spawn(drive(
+        reflector::reflector(
+            webhook_writer,
+            watcher(Api::<MutatingWebhookConfiguration>::all(client.clone()), managed).default_backoff(),
+        )
+        .map(unit)
+        .boxed(),
+        "MutatingWebhookConfiguration",
+    ));
     let cni_nodes = watcher::Config::default().labels("k8s-app=istio-cni-node");
     tasks.spawn(drive(
         reflector::reflector(daemonset_writer, watcher(daemonset_api, cni_nodes).default_backoff())
@@ -139,6 +155,7 @@ pub fn watch_cluster(view: SimulatedCluster, changed: &watch::Sender<()>, tasks:
         remote_secrets,
         deployments,
         daemonsets,
+        webhooks,
     }
 }
 

@@ -57,9 +57,26 @@ fn a_remote_revision_waits_for_its_external_control_plane() {
     let conditions = revision("external-istiod", &spec, &world, &INSTALLED);
     assert_eq!(types_and_reasons(&conditions)[1], ("Ready", "False", "RemoteIstiodNotReady"));
     assert_eq!(finish(&conditions, json!({}), 1, None, "t")["state"], "RemoteIstiodNotReady");
-    world.remote_istiod_ready = true;
+    world.remote_probe = Ok(());
     let conditions = revision("external-istiod", &spec, &world, &INSTALLED);
     assert_eq!(types_and_reasons(&conditions)[1], ("Ready", "True", "Ready"));
+}
+
+#[test]
+fn the_probe_verdict_comes_from_the_webhook_annotations() {
+    let name = injector_webhook_name("external-istiod", "external-istiod");
+    assert_eq!(name, "istio-sidecar-injector-external-istiod-external-istiod");
+    assert_eq!(injector_webhook_name("default", "istio-system"), "istio-sidecar-injector");
+    assert_eq!(
+        remote_probe(&name, None).unwrap_err(),
+        "MutatingWebhookConfiguration istio-sidecar-injector-external-istiod-external-istiod not found"
+    );
+    let mut annotations = BTreeMap::new();
+    assert!(remote_probe(&name, Some(&annotations)).unwrap_err().starts_with("invalid or missing annotation"));
+    annotations.insert("sailoperator.io/readinessProbe.status".to_string(), "false".to_string());
+    assert_eq!(remote_probe(&name, Some(&annotations)).unwrap_err(), PROBE_FAILED);
+    annotations.insert("sailoperator.io/readinessProbe.status".to_string(), "true".to_string());
+    assert!(remote_probe(&name, Some(&annotations)).is_ok());
 }
 
 #[test]
@@ -81,7 +98,7 @@ fn transition_time_changes_only_with_the_status() {
     let spec = json!({"version": "v1.30.3", "namespace": "n", "values": {"profile": "remote"}});
     let first = finish(&revision("r", &spec, &facts(&["n"]), &INSTALLED), json!({}), 1, None, "t1");
     let world = Facts {
-        remote_istiod_ready: true,
+        remote_probe: Ok(()),
         ..facts(&["n"])
     };
     let second = finish(&revision("r", &spec, &world, &INSTALLED), json!({}), 2, Some(&first), "t2");

@@ -6,11 +6,14 @@
 #   benches/run.sh                 # everything (~5 minutes on 2 cores)
 #   RUNS=3 WAITS=10 benches/run.sh # quicker, noisier
 #   benches/run.sh seed wait       # some sections only (seed memory configmaps
-#                                  # wait watch scale); BENCHMARKS.md untouched
+#                                  # wait watch scale bed); BENCHMARKS.md untouched
+#   MESH_RUN=path benches/run.sh   # that binary instead of building the release one
 #
 # It builds the release binary, starts `mesh-run sandbox --sim-delay 0s` (real
-# etcd + kube-apiserver + kube-controller-manager per cluster, simulated Sail
-# Operator and LoadBalancer reacting at once), and measures:
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok with two
+# fake Nodes per cluster in a network namespace; the simulated Sail Operator
+# renders the real Istio charts at once, istiod Pods run as real pilot-discovery
+# processes), and measures:
 #   1. the seed procedure: playbooks/external.rhai vs benches/external-kubectl.sh
 #      (median of RUNS each, alternating, everything deleted between runs
 #      outside the timed part);
@@ -23,7 +26,12 @@
 #   5. peak RSS of external.rhai vs kubectl's biggest call of the script, and
 #      cold start of `mesh-run check` vs `kubectl version --client`;
 #   6. scale: playbooks/external-multi-dataplane.rhai with 1 + 8 clusters vs
-#      1 + 1, on a second sandbox of 9 clusters.
+#      1 + 1, on a second sandbox of 9 clusters;
+#   7. the test bed itself (BED_RUNS sandboxes of 2 clusters, one after the
+#      other): start until DIR/ready, RSS per cluster idle and after
+#      external.rhai, each istiod's RSS, istiod's start (the wait on Istio
+#      external-istiod's Ready on the control plane) and external.rhai end to
+#      end against its floor (istiod's start + the Sail Operator's 3 s probe).
 # The machine (cores, CPU, memory, kernel, load) and the git commit go into
 # BENCHMARKS.md with the table. kubectl keeps its discovery cache in
 # ~/.kube/cache as it does for anyone; one untimed warm-up run fills it.
@@ -37,11 +45,16 @@ COLD=${COLD:-20}
 SAVES=${SAVES:-20}
 SCALE_RUNS=${SCALE_RUNS:-3}
 SCALE_DATA_PLANES=${SCALE_DATA_PLANES:-8}
+BED_RUNS=${BED_RUNS:-3}
+BED_IDLE=${BED_IDLE:-5}
 kubectl=${KUBECTL:-$HOME/.cache/mesh-run/kube/1.37.2/bin/kubectl}
 [[ -x $kubectl ]] || { echo "no $kubectl: run scripts/kube-assets.sh first (or set KUBECTL)" >&2; exit 2; }
 
-cargo build --release --quiet
-bin=$repo/target/release/mesh-run
+bin=${MESH_RUN:-}
+if [[ -z $bin ]]; then
+    cargo build --release --quiet
+    bin=$repo/target/release/mesh-run
+fi
 
 work=$(mktemp -d -t mesh-run-bench-XXXXXX)
 sandbox_pid=""
@@ -366,10 +379,191 @@ scale() {
         "perfect overlap; mesh-run takes $(awk -v m="$mn" -v f="$floor" 'BEGIN { printf "%.2f", m / f }')× that floor."
 }
 
+# --- 7. the real-Istio test bed --------------------------------------------
+
+# proc_table DIR: one line per process whose command line or working directory
+# names DIR: "PID RSS_KIB COMM CWD CMDLINE" (all but RSS may hold spaces only in
+# CMDLINE). Bash builtins read /proc, so no helper of ours (whose own command
+# line would name DIR) counts itself; `find` prints the working directories.
+proc_table() {
+    local dir=$1 pid p cwd rss comm key value args
+    local -A cwds=()
+    while read -r pid cwd; do
+        cwds[$pid]=$cwd
+    done < <(find /proc -mindepth 2 -maxdepth 2 -name cwd -printf '%h %l\n' 2>/dev/null | sed 's|^/proc/||')
+    for p in /proc/[0-9]*; do
+        pid=${p#/proc/}
+        cwd=${cwds[$pid]:-}
+        args=()
+        mapfile -d '' args 2>/dev/null <"$p/cmdline" || continue
+        [[ "$cwd/" == "$dir/"* || " ${args[*]} " == *"$dir/"* || " ${args[*]} " == *"$dir "* ]] || continue
+        rss=0 comm=?
+        while read -r key value _; do
+            case $key in
+                Name:) comm=$value ;;
+                VmRSS:) rss=$value ;;
+            esac
+        done 2>/dev/null <"$p/status"
+        echo "$pid $rss $comm ${cwd:--} ${args[*]}"
+    done
+}
+
+# bed_memory DIR LABEL CLUSTER...: RSS per cluster (its etcd, API server,
+# controller manager, scheduler and kwok: every process naming DIR/CLUSTER/,
+# istiods excepted), each istiod (pilot-discovery, or a process in
+# DIR/CLUSTER/istiod/) on its own, and the sandbox process (the simulators).
+bed_memory() {
+    local dir=$1 label=$2 table c sums=() istiods=() line pid rss comm cwd rest kib names where
+    shift 2
+    table=$(proc_table "$dir")
+    for c in "$@"; do
+        kib=0 names=()
+        while read -r pid rss comm cwd rest; do
+            line="$cwd/ $rest"
+            [[ $line == *"$dir/$c/"* ]] || continue
+            if [[ $comm == pilot-discovery || $line == *"$dir/$c/istiod/"* ]]; then
+                where=${cwd#"$dir/"}
+                [[ $where == "$cwd" ]] && where=$c
+                istiods+=("$where $(mb "$rss")")
+            else
+                kib=$((kib + rss))
+                names+=("$comm")
+            fi
+        done <<<"$table"
+        sums+=("$c $(mb "$kib")")
+        local counted="no processes"
+        ((${#names[@]})) && counted=$(printf '%s\n' "${names[@]}" | sort | uniq -c | awk '{ printf "%s%s×%s", (NR > 1 ? ", " : ""), $1, $2 }')
+        echo "   $label, $c: $(mb "$kib") ($counted)"
+    done
+    local sandbox_kib
+    sandbox_kib=$(awk -v p="$sandbox_pid" '$1 == p { print $2 }' <<<"$table")
+    bed_sums=$(IFS=';'; echo "${sums[*]}" | sed 's/;/, /g')
+    bed_sandbox=$(mb "${sandbox_kib:-0}")
+    if ((${#istiods[@]})); then
+        bed_istiods=$(printf '%s\n' "${istiods[@]}" | paste -sd';' | sed 's/;/, /g')
+    else
+        bed_istiods="no istiod processes"
+    fi
+}
+
+# bed_run LOG: external.rhai on the bed with --output json, each line
+# prefixed with the µs it arrived at; prints its wall time in µs. Its exit
+# status is external.rhai's.
+bed_run() {
+    local log=$1 start status line
+    start=$(now_us)
+    set +e
+    "$bin" playbooks/external.rhai "${bed_sets[@]}" --output json 2>"$log.err" |
+        while IFS= read -r line; do echo "$(now_us) $line"; done >"$log"
+    status=${PIPESTATUS[0]}
+    set -e
+    echo $(($(now_us) - start))
+    return "$status"
+}
+
+# bed_istiod LOG: "WAIT_MS APPLY_TO_READY_US" for Istio external-istiod on
+# control-plane: the duration of its `wait` step (its Ready condition), and
+# from its `apply` step's event arriving to that wait's.
+bed_istiod() {
+    local sel='.event == "step" and .cluster == "control-plane" and (.object | ascii_downcase | test("^istios?(\\.sailoperator\\.io)?/external-istiod$"))'
+    local applied ready wait_ms
+    applied=$(while read -r t json; do jq -r "select($sel and .action == \"apply\") | \"$t\"" <<<"$json"; done <"$1" | head -1)
+    read -r ready wait_ms < <(while read -r t json; do jq -r "select($sel and .action == \"wait\") | \"$t \(.duration_ms)\"" <<<"$json"; done <"$1" | head -1)
+    [[ -n ${wait_ms:-} ]] || return 1
+    echo "$wait_ms $((ready - ${applied:-ready}))"
+}
+
+# bed_failure LOG: why a run of external.rhai failed (its error event, and
+# where its last wait stood).
+bed_failure() {
+    local err progress
+    err=$(cut -d' ' -f2- "$1" | jq -r 'select(.event == "error") | "\(.kind): \(.message)"' 2>/dev/null | head -1)
+    progress=$(cut -d' ' -f2- "$1" | jq -r 'select(.event == "progress") | "\(.cluster) \(.object): \(.state)"' 2>/dev/null | tail -1)
+    echo "${err:-$(tail -1 "$1.err")}${progress:+ (last wait: $progress)}" | cut -c1-300
+}
+
+bed_teardown() {
+    "$bin" playbooks/teardown.rhai --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set CTX_DATA_PLANE_CLUSTER=data-plane \
+        >"$1" 2>&1 || { echo "   teardown.rhai failed (log: $1): $(tail -1 "$1")"; return 1; }
+}
+
+bed() {
+    local starts=() own=() i t0 t1 dir
+    # 1. Start: launch until DIR/ready (both kwok Nodes per cluster Ready).
+    for i in $(seq 1 "$BED_RUNS"); do
+        stop_sandbox
+        t0=$(now_us)
+        start_sandbox "bed-$i" control-plane,data-plane
+        t1=$(now_us)
+        starts+=($((t1 - t0)))
+        dir=$sandbox_dir
+        # The sandbox prints its line just after writing DIR/ready.
+        for _ in $(seq 1 50); do grep -q 'cluster(s) ready in' "$work/bed-$i.log" && break; sleep 0.1; done
+        own+=("$(sed -n 's/^sandbox: .* cluster(s) ready in \([0-9.]*\)s$/\1/p' "$work/bed-$i.log" | tail -1)")
+    done
+    local m o
+    m=$(printf '%s\n' "${starts[@]}" | median)
+    o=$(printf '%s\n' "${own[@]}" | awk 'NF' | median)
+    row "7a. bed: sandbox start (2 clusters, 2 Nodes each), median of $BED_RUNS" "$(s "$m")" "sandbox's own \"ready in\" ${o} s" "—" "≤ 20 s" \
+        "$(met "$m <= 20e6")"
+    echo "   all (s): $(printf '%s\n' "${starts[@]}" | awk '{ printf "%.2f ", $1 / 1e6 }')| own: ${own[*]}"
+
+    # 2. Memory, idle: the last sandbox, left alone for BED_IDLE seconds.
+    local server
+    server=$("$kubectl" config view --minify --context data-plane -o jsonpath='{.clusters[0].cluster.server}')
+    bed_sets=(--set CTX_CONTROL_PLANE_CLUSTER=control-plane --set CTX_DATA_PLANE_CLUSTER=data-plane --set "DATA_PLANE_API_SERVER=$server")
+    sleep "$BED_IDLE"
+    bed_memory "$dir" idle control-plane data-plane
+    row "7b. bed: RSS per cluster, idle" "$bed_sums" "sandbox process (simulators) $bed_sandbox" "—" "—" "—"
+    echo "   istiod: $bed_istiods"
+
+    # 3. external.rhai, BED_RUNS times, teardown.rhai between; memory after the first.
+    local runs=() waits=() gaps=() failed="" wall ist after="after external.rhai"
+    for i in $(seq 1 "$BED_RUNS"); do
+        if ! wall=$(bed_run "$work/bed-external-$i.log"); then
+            failed="external.rhai run $i failed after $(s "$wall"): $(bed_failure "$work/bed-external-$i.log")"
+            echo "   $failed"
+            if ((i == 1)); then
+                after="after a failed external.rhai"
+                bed_memory "$dir" "$after" control-plane data-plane
+            fi
+            break
+        fi
+        runs+=("$wall")
+        if ist=$(bed_istiod "$work/bed-external-$i.log"); then
+            waits+=("${ist% *}") gaps+=("${ist#* }")
+        fi
+        if ((i == 1)); then
+            sleep "$BED_IDLE"
+            bed_memory "$dir" "$after" control-plane data-plane
+        fi
+        bed_teardown "$work/bed-teardown-$i.log" || { failed="teardown.rhai failed after run $i"; break; }
+    done
+    row "7c. bed: RSS per cluster, $after" "$bed_sums" "sandbox process (simulators) $bed_sandbox" "—" "—" "—"
+    row "7d. bed: each istiod's RSS, $after" "$bed_istiods" "—" "—" "—" "—"
+    if ((${#waits[@]})); then
+        local w g e floor
+        w=$(printf '%s\n' "${waits[@]}" | median)
+        g=$(printf '%s\n' "${gaps[@]}" | median)
+        row "7e. bed: istiod start (Istio external-istiod Ready), median of ${#waits[@]}" "$(ms "$((w * 1000))")" \
+            "applied → Ready $(ms "$g")" "—" "—" "—"
+        e=$(printf '%s\n' "${runs[@]}" | median)
+        floor=$((w * 1000 + 3000000))
+        row "7f. bed: external.rhai end to end, median of ${#runs[@]}" "$(s "$e")" "floor: istiod start + Sail's 3 s probe $(s "$floor")" \
+            "$(awk -v e="$e" -v f="$floor" 'BEGIN { printf "%.2f× floor", e / f }')" "—" "—"
+        echo "   all (s): $(printf '%s\n' "${runs[@]}" | awk '{ printf "%.2f ", $1 / 1e6 }')| istiod wait (ms): ${waits[*]}"
+    else
+        row "7e. bed: istiod start (Istio external-istiod Ready)" "—" "${failed:-no wait step on istio/external-istiod}" "—" "—" "—"
+        row "7f. bed: external.rhai end to end" "—" "${failed:-no complete run}" "—" "—" "—"
+    fi
+    [[ -z $failed ]] || note "7. $failed"
+    stop_sandbox
+}
+
 # --- the run -------------------------------------------------------------------
 
 # Sections to run: all by default (only then is BENCHMARKS.md written).
-sections=${*:-seed memory configmaps wait watch scale}
+sections=${*:-seed memory configmaps wait watch scale bed}
 want() { [[ " $sections " == *" $1 "* ]]; }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 if want seed || want memory || want configmaps || want wait; then
@@ -383,6 +577,7 @@ if want seed || want memory || want configmaps || want wait; then
 fi
 want watch && watch_mode
 want scale && scale
+want bed && bed
 [[ $# -eq 0 ]] || exit 0
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -392,8 +587,9 @@ git diff --quiet HEAD -- runtime stdlib playbooks Cargo.toml Cargo.lock || commi
     echo "# Benchmarks: mesh-run vs kubectl"
     echo
     echo "Written by \`benches/run.sh\` (see the README, \"Benchmarks\"). Each row is measured side by side in"
-    echo "one run, on the same sandbox clusters (\`mesh-run sandbox --sim-delay 0s\`: real etcd, kube-apiserver"
-    echo "and kube-controller-manager per cluster; simulated Sail Operator and LoadBalancer), release build."
+    echo "one run, on the same sandbox clusters (\`mesh-run sandbox --sim-delay 0s\`: real etcd, kube-apiserver,"
+    echo "kube-controller-manager, kube-scheduler and kwok with two fake Nodes per cluster in a network namespace;"
+    echo "simulated Sail Operator rendering the real Istio charts; istiod Pods as real pilot-discovery processes), release build."
     echo
     echo "| benchmark | mesh-run | baseline | ratio | target | met |"
     echo "|---|---|---|---|---|---|"
@@ -410,9 +606,11 @@ git diff --quiet HEAD -- runtime stdlib playbooks Cargo.toml Cargo.lock || commi
     echo "(the sandbox's API servers share these cores with mesh-run and kubectl; other work on the machine adds noise)."
     echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'). mesh-run commit: $commit. kubectl: $("$kubectl" version --client | head -1)."
     echo
-    echo "Ratios are kubectl ÷ mesh-run (how many times faster, or smaller), except scale (1 + 8 ÷ 1 + 1)."
+    echo "Ratios are kubectl ÷ mesh-run (how many times faster, or smaller), except scale (1 + 8 ÷ 1 + 1)"
+    echo "and 7f (external.rhai ÷ its floor)."
     echo "Medians of RUNS=$RUNS (seed, ConfigMaps), WAITS=$WAITS (wait latency), SAVES=$SAVES (watch),"
-    echo "COLD=$COLD (cold start), SCALE_RUNS=$SCALE_RUNS (scale), each after an untimed warm-up."
+    echo "COLD=$COLD (cold start), SCALE_RUNS=$SCALE_RUNS (scale), each after an untimed warm-up;"
+    echo "BED_RUNS=$BED_RUNS (test bed: sandbox starts and external.rhai runs, no warm-up: a first start is what users see)."
 } >BENCHMARKS.md
 echo
 echo "written: BENCHMARKS.md"

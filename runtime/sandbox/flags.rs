@@ -39,11 +39,14 @@ pub fn free_ports(count: usize) -> Result<Vec<Ports>> {
 /// Deployments and DaemonSets down to Pods, EndpointSlices for Services,
 /// PodDisruptionBudgets and HPAs (as Istio's charts render them; without a
 /// metrics API an HPA keeps its replicas), Pod garbage collection, and Node
-/// health from kwok's leases. No taint-eviction controller (split out of the
-/// node lifecycle in 1.29): Pods are not evicted from a NotReady Node. The
-/// names are the pre-1.28 ones, which 1.37 still accepts as aliases.
+/// health from kwok's leases; ConfigMap `kube-root-ca.crt` in every namespace
+/// (a Pod's service-account volume mounts it as `ca.crt`). No taint-eviction
+/// controller (split out of the node lifecycle in 1.29): Pods are not evicted
+/// from a NotReady Node. The names are the pre-1.28 ones, which 1.37 still
+/// accepts as aliases.
 const CONTROLLERS: &str = "serviceaccount-token,serviceaccount,namespace,garbagecollector,deployment,replicaset,\
-daemonset,endpointslice,endpointslicemirroring,disruption,horizontalpodautoscaling,podgc,nodelifecycle";
+daemonset,endpointslice,endpointslicemirroring,disruption,horizontalpodautoscaling,podgc,nodelifecycle,\
+root-ca-cert-publisher";
 
 pub fn etcd_args(dir: &Path, ports: Ports, caps: Capabilities) -> Vec<String> {
     let client = format!("http://127.0.0.1:{}", ports.etcd_client);

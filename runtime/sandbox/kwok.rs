@@ -4,7 +4,8 @@
 //! and Ready with an IP from the cluster's Pod CIDR, and gone once deleted.
 //! It opens no port (no `--server-address`, no `--node-port`): exec, logs
 //! and metrics are not served. It is ready when the Nodes are
-//! (`nodes::wait_ready`) and stops with the cluster.
+//! (`nodes::wait_ready`) and stops with the cluster. istiod Pods stay
+//! NotReady: a real istiod answers for them (`kwok_stages`, `istiod/`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,6 +13,7 @@ use std::process::{Command, Stdio};
 use super::assets::cache_root;
 use super::cluster::{self, ClusterHandle};
 use super::kubeconfig::{self, KubeconfigEntry};
+use super::kwok_stages;
 use super::nodes::{KWOK_ANNOTATION, NodeAddresses};
 use super::pinned::pinned;
 use super::process::ChildProcess;
@@ -64,14 +66,26 @@ pub fn start(cluster: &ClusterHandle, assets: &KwokAssets, addresses: &NodeAddre
         client_key_pem: &cluster.certs.kwok.key_pem,
     }])?;
     cluster::write_private(&cluster.dir.join(KUBECONFIG), &yaml)?;
+    let stages = write_stages(&cluster.dir, &assets.stages)?;
     let mut command = Command::new(&assets.binary);
     command
-        .args(args(&cluster.dir, &assets.stages, addresses))
+        .args(args(&cluster.dir, &stages, addresses))
         // kwok merges ~/.kwok/kwok.yaml into its configuration when it exists: a
         // work dir of its own keeps a user's settings (a server address) out.
         .env("KWOK_WORKDIR", cluster.dir.join("kwok"))
         .stdin(Stdio::null());
     cluster::spawn_command(&cluster.dir, "kwok", command)
+}
+
+/// DIR/<cluster>/kwok-stages.yaml: the test bed's stages, istiod Pods left NotReady.
+fn write_stages(dir: &Path, stages: &Path) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(stages).map_err(|e| Error::io(stages, e))?;
+    let derived = kwok_stages::with_istiod_readiness(&text).map_err(|message| Error::Sandbox {
+        message: format!("{}: {message}", stages.display()),
+    })?;
+    let path = dir.join("kwok-stages.yaml");
+    std::fs::write(&path, derived).map_err(|e| Error::io(&path, e))?;
+    Ok(path)
 }
 
 pub fn args(dir: &Path, stages: &Path, addresses: &NodeAddresses) -> Vec<String> {

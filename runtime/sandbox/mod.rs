@@ -9,11 +9,14 @@ pub mod cluster;
 pub mod crds;
 pub mod flags;
 pub mod istio_assets;
+pub mod istiod;
 pub mod kubeconfig;
 pub mod kwok;
+pub mod kwok_stages;
 pub mod network;
 pub mod nodes;
 pub mod pinned;
+pub mod pod_port;
 pub mod process;
 pub mod scheduler;
 pub mod simulator;
@@ -76,7 +79,7 @@ pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> 
         .await
         .map_err(join_error)??;
     let plan = network.as_ref().map(|n| n.plan);
-    let charts = simulator::charts::Charts::new(istio.istio_render.clone(), istio.snapshot.clone(), network.is_some());
+    let charts = simulator::charts::Charts::new(istio.istio_render.clone(), istio.snapshot.clone(), plan.map(|p| p.slot));
     let charts = std::sync::Arc::new(charts);
     let result = tokio::select! {
         started = start_all(&opts, &assets, dir.path(), plan) => started,
@@ -103,12 +106,26 @@ pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> 
     let views = clusters.iter().map(simulator::SimulatedCluster::from).collect();
     let plan = plan.unwrap_or_else(|| AddressPlan::data_only(count));
     let load_balancers = (0..count).map(|i| plan.cluster(i).load_balancers).collect();
-    let sim_task = tokio::spawn(simulator::run(views, load_balancers, charts, opts.sim_delay, simulators.clone()));
+    let ingress = network.as_ref().map(|n| simulator::ingress_gateway::Network {
+        netns: n.netns.clone(),
+        inside: (0..count).map(|i| n.plan.cluster(i).block).collect(),
+    });
+    let sim_task = tokio::spawn(simulator::run(views, load_balancers, charts, opts.sim_delay, ingress, simulators.clone()));
+    // Real istiods for the istiod Pods: they need the namespace for their Pod IPs.
+    let istiod_task = network.as_ref().map(|network| {
+        let views = (clusters.iter().enumerate())
+            .map(|(i, cluster)| istiod::IstiodCluster::new(cluster, network.plan.cluster(i).pod_cidr))
+            .collect();
+        tokio::spawn(istiod::run(views, istio.pilot_discovery.clone(), network.netns.clone(), simulators.clone()))
+    });
     let outcome = supervise(&mut clusters, &cancel).await;
     let stopping = Instant::now();
     eprintln!("sandbox: stopping");
     simulators.cancel();
     let _ = sim_task.await;
+    if let Some(task) = istiod_task {
+        let _ = task.await;
+    }
     stop_all(clusters).await;
     drop(network);
     drop(dir);

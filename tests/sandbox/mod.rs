@@ -13,9 +13,10 @@ use serde_json::{Value, json};
 
 use crate::support::{self, Test, wait_for};
 
+mod ingress_gateway;
 mod nodes;
 mod network;
-mod remote_secret;
+mod readiness_probe;
 mod sail_charts;
 mod stopping;
 

@@ -11,6 +11,8 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
+use crate::sandbox::address_plan::Ipv4Prefix;
+
 /// The charts Sail installs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Chart {
@@ -36,17 +38,17 @@ pub struct Charts {
     /// The istio.io/istio module version the charts come from.
     pub snapshot: String,
     profiles: Mutex<HashMap<String, Result<Value, String>>>,
-    /// The sandbox has its own network namespace: addresses the API server
-    /// dials (webhooks at EndpointSlice addresses) stay on this machine.
-    contained: bool,
+    /// The sandbox's own network namespace's range, when it has one: addresses
+    /// the API server dials (webhooks at EndpointSlice addresses) stay on this machine.
+    network: Option<Ipv4Prefix>,
 }
 
 /// Kinds that make an API server open connections to addresses in the objects.
 const DIALLING_KINDS: &[&str] = &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "EndpointSlice"];
 
 impl Charts {
-    pub fn new(binary: PathBuf, snapshot: String, contained: bool) -> Charts {
-        if !contained {
+    pub fn new(binary: PathBuf, snapshot: String, network: Option<Ipv4Prefix>) -> Charts {
+        if network.is_none() {
             eprintln!(
                 "simulated sail-operator: no network namespace: rendered webhook configurations and EndpointSlices are not installed (the API server would dial their addresses off this machine)"
             );
@@ -55,13 +57,22 @@ impl Charts {
             binary,
             snapshot,
             profiles: Mutex::new(HashMap::new()),
-            contained,
+            network,
         }
     }
 
     /// Whether the sandbox has its own network namespace (a real istiod can be reached).
     pub fn contained(&self) -> bool {
-        self.contained
+        self.network.is_some()
+    }
+
+    /// The workplace's network rule for what the simulators dial themselves:
+    /// loopback, or an address of the sandbox's own network namespace.
+    pub fn may_dial(&self, ip: std::net::IpAddr) -> bool {
+        match ip {
+            std::net::IpAddr::V4(v4) => v4.is_loopback() || self.network.is_some_and(|n| n.contains(v4)),
+            std::net::IpAddr::V6(v6) => v6.is_loopback(),
+        }
     }
 
     /// The values of profile `name` (`manifests/profiles/<name>.yaml`), cached.
@@ -87,7 +98,7 @@ impl Charts {
             .run(&["chart", chart.dir(), release, namespace, kube_version], Some(input))
             .await?;
         let objects = crate::manifest::parse(&text, "rendered chart").map_err(|e| e.to_string())?;
-        let kept = |kind: &str| kind != "CustomResourceDefinition" && (self.contained || !DIALLING_KINDS.contains(&kind));
+        let kept = |kind: &str| kind != "CustomResourceDefinition" && (self.contained() || !DIALLING_KINDS.contains(&kind));
         Ok(objects
             .into_iter()
             .filter(|o| kept(o.get("kind").and_then(Value::as_str).unwrap_or("")))

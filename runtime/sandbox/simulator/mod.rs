@@ -3,6 +3,7 @@
 
 pub mod charts;
 pub mod helm_release;
+pub mod ingress_gateway;
 pub mod istio_status;
 pub mod istio_values;
 pub mod load_balancer;
@@ -51,6 +52,7 @@ pub async fn run(
     load_balancers: Vec<Vec<Ipv4Addr>>,
     charts: Arc<charts::Charts>,
     delay: Duration,
+    ingress: Option<ingress_gateway::Network>,
     cancel: CancellationToken,
 ) {
     eprintln!("sandbox: simulated sail-operator and simulated load-balancer running (delay {delay:?})");
@@ -59,6 +61,7 @@ pub async fn run(
         let (name, client) = (cluster.name.clone(), cluster.client.clone());
         tasks.spawn(load_balancer::run(name, client, addresses, delay, cancel.clone()));
     }
+    tasks.spawn(ingress_gateway::run(clusters.clone(), ingress, cancel.clone()));
     tasks.spawn(sail_operator::run(clusters, charts, delay, cancel.clone()));
     while tasks.join_next().await.is_some() {}
 }

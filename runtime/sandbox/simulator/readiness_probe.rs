@@ -37,7 +37,15 @@ const NO_CA_BUNDLE: &str = "webhooks[].clientConfig.caBundle hasn't been set; ch
 
 /// Probes the webhooks of one cluster until `cancel` fires. `is_remote`
 /// says whether an IstioRevision (by name) has the `remote` profile.
-pub async fn run(cluster: String, client: Client, is_remote: impl Fn(&str) -> bool, cancel: CancellationToken) {
+/// `may_dial` is the network rule: an EndpointSlice address outside the
+/// sandbox's own network is never connected to (the probe fails, saying so).
+pub async fn run(
+    cluster: String,
+    client: Client,
+    is_remote: impl Fn(&str) -> bool,
+    may_dial: impl Fn(std::net::IpAddr) -> bool,
+    cancel: CancellationToken,
+) {
     let webhooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let owned = ListParams::default().labels("managed-by=sail-operator");
     let mut next: HashMap<String, Instant> = HashMap::new();
@@ -60,7 +68,7 @@ pub async fn run(cluster: String, client: Client, is_remote: impl Fn(&str) -> bo
             let seconds = |key: &str, default: u64| annotations.get(key).and_then(|v| v.parse().ok()).unwrap_or(default);
             next.insert(name.clone(), Instant::now() + Duration::from_secs(seconds(PERIOD, 3)));
             let timeout = Duration::from_secs(seconds(TIMEOUT, 5));
-            let verdict = match tokio::time::timeout(timeout, probe(&client, &webhook)).await {
+            let verdict = match tokio::time::timeout(timeout, probe(&client, &webhook, &may_dial)).await {
                 Ok(verdict) => verdict,
                 Err(_) => Err(format!("GET /ready did not answer within {}s", timeout.as_secs())),
             };
@@ -87,7 +95,7 @@ pub async fn run(cluster: String, client: Client, is_remote: impl Fn(&str) -> bo
 }
 
 /// One probe of `webhook`'s first webhook.
-async fn probe(client: &Client, webhook: &MutatingWebhookConfiguration) -> Result<(), String> {
+async fn probe(client: &Client, webhook: &MutatingWebhookConfiguration, may_dial: &impl Fn(std::net::IpAddr) -> bool) -> Result<(), String> {
     let first = webhook.webhooks.as_ref().and_then(|w| w.first()).ok_or("the configuration has no webhooks")?;
     let service = first
         .client_config
@@ -101,6 +109,11 @@ async fn probe(client: &Client, webhook: &MutatingWebhookConfiguration) -> Resul
     let port = service.port.unwrap_or(443);
     let host = format!("{}.{}.svc", service.name, service.namespace);
     let address = endpoint(client, &service.namespace, &service.name, port).await?;
+    if !may_dial(address.ip()) {
+        return Err(format!(
+            "the endpoint {address} is outside the sandbox's network: not probed (the sandbox only dials its own addresses)"
+        ));
+    }
     get_ready(address, &host, &ca_bundle).await
 }
 

@@ -3,10 +3,12 @@
 //! chart (and `base` for the revision `default`) rendered by Helm's engine
 //! from the Istio snapshot, applied server-side with Sail's post-render
 //! (owner, `managed-by` label); for each `IstioCNI` the CNI chart. What is
-//! simulated is the reconcile loop and its readiness rules (see
-//! `istio_status`): a `remote` revision is Ready once an external control
-//! plane on another sandbox cluster holds a remote secret that really
-//! authenticates to this cluster.
+//! simulated is the reconcile loop and its rules (see `istio_status`): a
+//! local revision is Ready when its istiod Deployment is; a `remote` one when
+//! Sail's readiness probe (`readiness_probe`) reached its istiod through the
+//! published address. Without a network namespace (no real istiod can run)
+//! the stand-in of earlier versions decides instead: a remote secret on
+//! another cluster that authenticates to this one.
 //!
 //! Level-triggered: watchers (one set per cluster) keep in-memory stores and
 //! signal "something changed"; after `delay` one round recomputes every
@@ -81,7 +83,9 @@ pub async fn run(clusters: Vec<SimulatedCluster>, charts: Arc<Charts>, delay: Du
                     .iter()
                     .any(|r| r.name_any() == name && istio_status::is_remote(r.data.get("spec").unwrap_or(&Value::Null)))
             };
-            let probe = readiness_probe::run(state.view.name.clone(), state.view.client.clone(), is_remote, cancel.clone());
+            let rule = charts.clone();
+            let may_dial = move |ip| rule.may_dial(ip);
+            let probe = readiness_probe::run(state.view.name.clone(), state.view.client.clone(), is_remote, may_dial, cancel.clone());
             watchers.spawn(probe);
         }
     }

@@ -107,6 +107,14 @@ pub fn register(engine: &mut rhai::Engine) {
         .register_type_with_name::<ScriptError>("Error")
         .register_get("kind", ScriptError::kind)
         .register_get("message", ScriptError::message)
+        // Explains a caught error further without changing its kind.
+        // `throw e.with_note("...")`.
+        .register_fn("with_note", |e: &mut ScriptError, note: &str| {
+            ScriptError(Arc::new(Error::Noted {
+                source: e.0.clone(),
+                note: note.to_string(),
+            }))
+        })
         .register_fn("to_string", |e: &mut ScriptError| e.to_string())
         .register_fn("to_debug", |e: &mut ScriptError| e.to_string());
 }

@@ -102,6 +102,11 @@ pub enum Error {
     /// `throw` in a playbook, or any other script-raised failure.
     #[error("{message}")]
     Thrown { message: String },
+
+    /// An error a playbook caught and explained further (`e.with_note(...)`):
+    /// same kind and exit code, one more line.
+    #[error("{source}\n  {note}")]
+    Noted { source: std::sync::Arc<Error>, note: String },
 }
 
 impl Error {
@@ -129,6 +134,7 @@ impl Error {
             Error::AssetsMissing { .. } | Error::TestBedMissing { .. } => "assets",
             Error::Sandbox { .. } => "sandbox",
             Error::Thrown { .. } => "thrown",
+            Error::Noted { source, .. } => source.kind(),
         }
     }
 
@@ -138,6 +144,7 @@ impl Error {
         match self {
             Error::Script { .. } | Error::Usage { .. } | Error::MissingInput { .. } => 2,
             Error::Interrupted { .. } => 130,
+            Error::Noted { source, .. } => source.exit_code(),
             _ => 1,
         }
     }
@@ -173,6 +180,17 @@ mod tests {
         };
         assert_eq!(timeout.exit_code(), 1);
         assert_eq!(timeout.kind(), "timeout");
+    }
+
+    #[test]
+    fn a_note_keeps_the_kind_and_adds_a_line() {
+        let noted = Error::Noted {
+            source: std::sync::Arc::new(Error::usage("bad")),
+            note: "because".into(),
+        };
+        assert_eq!(noted.kind(), "usage");
+        assert_eq!(noted.exit_code(), 2);
+        assert_eq!(noted.to_string(), "bad\n  because");
     }
 
     #[test]

@@ -12,7 +12,8 @@ scripts/istio-assets.sh
 # Nothing the tests start may outlive them (sandboxes started by hand are not ours).
 cache="${MESH_RUN_CACHE:-$HOME/.cache/mesh-run}/kube"
 kwok="${MESH_RUN_CACHE:-$HOME/.cache/mesh-run}/kwok"
-pattern="^($cache/.*/bin/(etcd|kube-apiserver|kube-controller-manager|kube-scheduler)|$kwok/.*/kwok )"
+istio="${MESH_RUN_CACHE:-$HOME/.cache/mesh-run}/istio"
+pattern="^($cache/.*/bin/(etcd|kube-apiserver|kube-controller-manager|kube-scheduler)|$kwok/.*/kwok |$istio/.*/bin/pilot-discovery )"
 before=$(pgrep -f "$pattern" | sort || true)
 # Nor network namespaces and veths of sandboxes (named after their PIDs).
 networks() { { ip netns list 2>/dev/null | grep -o '^mesh-run-[0-9]*'; ip -o link show 2>/dev/null | grep -o ' mrh[0-9]*' | tr -d ' '; } | sort || true; }
@@ -24,11 +25,11 @@ MESH_RUN_TEST_KUBE_VERSION=1.20.2 cargo test --locked --test integration primiti
 
 leaked=$(comm -13 <(echo "$before") <(pgrep -f "$pattern" | sort || true))
 if [ -n "$leaked" ]; then
-  echo "error: the tests left Kubernetes processes running:" >&2
+  echo "error: the tests left Kubernetes or istiod processes running:" >&2
   for pid in $leaked; do ps -o pid=,args= -p "$pid" | cut -c1-160 >&2 || true; done
   exit 1
 fi
-echo "no etcd, kube-apiserver, kube-controller-manager, kube-scheduler or kwok left running by the tests"
+echo "no etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok or pilot-discovery left running by the tests"
 
 left=$(comm -13 <(echo "$networks_before") <(networks))
 if [ -n "$left" ]; then

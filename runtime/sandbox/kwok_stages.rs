@@ -83,9 +83,15 @@ fn push_expression(stage: &mut Value, expression: Value) -> Result<(), String> {
 fn not_ready(template: &str) -> Result<String, String> {
     let mut text = template.to_string();
     for condition in ["Ready", "ContainersReady"] {
-        text = replace_once(&text, &format!("status: \"True\"\n  type: {condition}\n"), &format!("status: \"False\"\n  type: {condition}\n"))?;
+        text = replace_once(
+            &text,
+            &format!("status: \"True\"\n  type: {condition}\n"),
+            &format!("status: \"False\"\n  type: {condition}\n"),
+        )?;
     }
-    let start = text.find("\ncontainerStatuses:").ok_or("no containerStatuses in kwok's pod-ready template")?;
+    let start = text
+        .find("\ncontainerStatuses:")
+        .ok_or("no containerStatuses in kwok's pod-ready template")?;
     let end = text[start..].find("\ninitContainerStatuses:").map_or(text.len(), |i| start + i);
     let containers = replace_once(&text[start..end], "ready: true\n", "ready: false\n")?;
     Ok(format!("{}{containers}{}", &text[..start], &text[end..]))
@@ -192,7 +198,10 @@ metadata:
         assert!(istiod.contains("status: \"False\"\n  type: Ready\n"), "{istiod}");
         assert!(istiod.contains("status: \"False\"\n  type: ContainersReady\n"), "{istiod}");
         let (containers, init) = istiod.split_once("initContainerStatuses:").unwrap();
-        assert!(containers.contains("ready: false\n") && !containers.contains("ready: true"), "{containers}");
+        assert!(
+            containers.contains("ready: false\n") && !containers.contains("ready: true"),
+            "{containers}"
+        );
         assert!(init.contains("ready: true\n"), "{init}");
         assert!(istiod.ends_with("phase: Running\n"), "{istiod}");
     }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::support::{self, Test, wait_for};
 
 mod ingress_gateway;
+mod istiod;
 mod nodes;
 mod network;
 mod readiness_probe;

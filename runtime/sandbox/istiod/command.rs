@@ -190,7 +190,10 @@ mod tests {
         ] {
             assert!(argv.contains(&flag.to_string()), "{flag} missing from {argv:?}");
         }
-        let env: Vec<_> = command.get_envs().map(|(k, v)| (k.to_string_lossy(), v.map(|v| v.to_string_lossy()))).collect();
+        let env: Vec<_> = command
+            .get_envs()
+            .map(|(k, v)| (k.to_string_lossy(), v.map(|v| v.to_string_lossy())))
+            .collect();
         assert!(env.contains(&("KUBERNETES_SERVICE_PORT".into(), Some("6443".into()))), "{env:?}");
         assert!(env.contains(&("POD_NAME".into(), Some("istiod-1".into()))), "{env:?}");
     }

@@ -80,7 +80,12 @@ pub fn field_value(pod: &Pod, path: &str) -> Option<String> {
         return Some(pod.metadata.annotations.as_ref()?.get(&key).cloned().unwrap_or_default());
     }
     let pointer = match path {
-        "metadata.name" | "metadata.namespace" | "metadata.uid" | "spec.nodeName" | "spec.serviceAccountName" | "status.podIP"
+        "metadata.name"
+        | "metadata.namespace"
+        | "metadata.uid"
+        | "spec.nodeName"
+        | "spec.serviceAccountName"
+        | "status.podIP"
         | "status.hostIP" => format!("/{}", path.replace('.', "/")),
         _ => return None,
     };
@@ -92,7 +97,11 @@ fn cpus(container: &Container, resource: &str) -> u64 {
     let resources = container.resources.as_ref();
     let requests = || resources.and_then(|r| r.requests.as_ref()).and_then(|r| r.get("cpu"));
     let limits = resources.and_then(|r| r.limits.as_ref()).and_then(|l| l.get("cpu"));
-    let quantity = if resource.starts_with("requests.") { requests() } else { limits.or_else(requests) };
+    let quantity = if resource.starts_with("requests.") {
+        requests()
+    } else {
+        limits.or_else(requests)
+    };
     let millis = quantity.and_then(|q| match q.0.strip_suffix('m') {
         Some(m) => m.parse::<f64>().ok(),
         None => q.0.parse::<f64>().ok().map(|cpus| cpus * 1000.0),
@@ -177,11 +186,16 @@ mod tests {
             json!({}),
         );
         let mut objects = PodObjects::default();
-        objects.config_maps.insert("cm".into(), Some([("k".to_string(), b"v1".to_vec())].into()));
+        objects
+            .config_maps
+            .insert("cm".into(), Some([("k".to_string(), b"v1".to_vec())].into()));
         objects.secrets.insert("s".into(), Some([("k".to_string(), b"v2".to_vec())].into()));
         objects.secrets.insert("missing".into(), None);
         let env = env_of(&pod, &objects).unwrap();
-        assert_eq!(env, [("FROM_CM".to_string(), "v1".to_string()), ("FROM_SECRET".into(), "v2".into())]);
+        assert_eq!(
+            env,
+            [("FROM_CM".to_string(), "v1".to_string()), ("FROM_SECRET".into(), "v2".into())]
+        );
         objects.secrets.insert("s".into(), None);
         assert_eq!(env_of(&pod, &objects).unwrap_err(), "env FROM_SECRET: Secret s not found");
     }

@@ -34,10 +34,22 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CONTAINER: &str = "discovery";
 
 /// Runs istiod for `pod` (Running, with `pod_ip`) until `cancel` fires.
-pub async fn run(cluster: Arc<IstiodCluster>, binary: Arc<PathBuf>, netns: Arc<String>, pod: Pod, pod_ip: Ipv4Addr, cancel: CancellationToken) {
+pub async fn run(
+    cluster: Arc<IstiodCluster>,
+    binary: Arc<PathBuf>,
+    netns: Arc<String>,
+    pod: Pod,
+    pod_ip: Ipv4Addr,
+    cancel: CancellationToken,
+) {
     let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
     let label = format!("istiod of Pod {namespace}/{name} on {}", cluster.name);
-    let Some(container) = pod.spec.as_ref().and_then(|s| s.containers.iter().find(|c| c.name == CONTAINER)).cloned() else {
+    let Some(container) = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == CONTAINER))
+        .cloned()
+    else {
         eprintln!("sandbox: {label}: no container {CONTAINER:?}: not started");
         return;
     };
@@ -214,7 +226,10 @@ fn open_pod_ports(netns: &str, container: &Container, pod_ip: Ipv4Addr, ports: &
     let mut open = Vec::new();
     for port in container.ports.iter().flatten() {
         let Some(local) = ports.for_container_port(port.container_port) else {
-            eprintln!("sandbox: {label}: container port {} is not one of istiod's: not served", port.container_port);
+            eprintln!(
+                "sandbox: {label}: container port {} is not one of istiod's: not served",
+                port.container_port
+            );
             continue;
         };
         let listen = SocketAddrV4::new(pod_ip, port.container_port as u16);

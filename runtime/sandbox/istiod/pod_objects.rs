@@ -32,12 +32,18 @@ impl PodObjects {
         let mut objects = PodObjects::default();
         let config_map_api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
         for name in config_maps {
-            let found = config_map_api.get_opt(&name).await.map_err(|e| format!("ConfigMap {namespace}/{name}: {e}"))?;
+            let found = config_map_api
+                .get_opt(&name)
+                .await
+                .map_err(|e| format!("ConfigMap {namespace}/{name}: {e}"))?;
             objects.config_maps.insert(name, found.map(config_map_data));
         }
         let secret_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
         for name in secrets {
-            let found = secret_api.get_opt(&name).await.map_err(|e| format!("Secret {namespace}/{name}: {e}"))?;
+            let found = secret_api
+                .get_opt(&name)
+                .await
+                .map_err(|e| format!("Secret {namespace}/{name}: {e}"))?;
             let data = found.map(|s| s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect());
             objects.secrets.insert(name, data);
         }
@@ -87,7 +93,11 @@ pub fn mounted_volumes<'a>(pod: &'a Pod, container: &'a Container) -> impl Itera
 /// A token of the Pod's service account bound to the Pod, as a kubelet gets it.
 async fn request_token(client: &kube::Client, pod: &Pod, spec: &TokenSpec) -> Result<String, String> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let account = pod.spec.as_ref().and_then(|s| s.service_account_name.as_deref()).unwrap_or("default");
+    let account = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.as_deref())
+        .unwrap_or("default");
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: spec.audience.iter().cloned().collect(),

@@ -39,7 +39,10 @@ pub fn container_volumes(pod: &Pod, container: &Container, objects: &PodObjects)
             return Err(format!("volume {:?} is mounted but not declared", mount.name));
         };
         if mount.sub_path.as_deref().is_some_and(|p| !p.is_empty()) {
-            notes.push(format!("volume {} at {}: subPath mounts are left out", mount.name, mount.mount_path));
+            notes.push(format!(
+                "volume {} at {}: subPath mounts are left out",
+                mount.name, mount.mount_path
+            ));
             continue;
         }
         let dir = relative(&mount.mount_path)?;
@@ -61,7 +64,14 @@ fn files(pod: &Pod, volume: &Volume, objects: &PodObjects) -> Result<Option<Vec<
     if let Some(config_map) = &volume.config_map {
         let name = &config_map.name;
         let data = objects.config_maps.get(name).and_then(Option::as_ref);
-        return keyed(data, config_map.items.as_deref(), config_map.optional, false, &format!("ConfigMap {name}")).map(Some);
+        return keyed(
+            data,
+            config_map.items.as_deref(),
+            config_map.optional,
+            false,
+            &format!("ConfigMap {name}"),
+        )
+        .map(Some);
     }
     if volume.empty_dir.is_some() {
         return Ok(Some(Vec::new()));
@@ -76,7 +86,13 @@ fn files(pod: &Pod, volume: &Volume, objects: &PodObjects) -> Result<Option<Vec<
     for source in projected.sources.iter().flatten() {
         if let Some(secret) = &source.secret {
             let data = objects.secrets.get(&secret.name).and_then(Option::as_ref);
-            all.extend(keyed(data, secret.items.as_deref(), secret.optional, true, &format!("Secret {}", secret.name))?);
+            all.extend(keyed(
+                data,
+                secret.items.as_deref(),
+                secret.optional,
+                true,
+                &format!("Secret {}", secret.name),
+            )?);
         }
         if let Some(config_map) = &source.config_map {
             let data = objects.config_maps.get(&config_map.name).and_then(Option::as_ref);
@@ -141,7 +157,10 @@ fn downward_files(pod: &Pod, items: &[k8s_openapi::api::core::v1::DownwardAPIVol
     items
         .iter()
         .map(|item| {
-            let field = item.field_ref.as_ref().ok_or(format!("downward API file {}: only fieldRef is supported", item.path))?;
+            let field = item
+                .field_ref
+                .as_ref()
+                .ok_or(format!("downward API file {}: only fieldRef is supported", item.path))?;
             let value = field_value(pod, &field.field_path).ok_or(format!("downward API file {}: unsupported fieldRef", item.path))?;
             Ok(VolumeFile {
                 path: relative(&item.path)?,
@@ -235,9 +254,10 @@ mod tests {
     fn objects() -> PodObjects {
         let mut objects = PodObjects::default();
         objects.secrets.insert("cacerts".into(), None);
-        objects
-            .secrets
-            .insert("istio-kubeconfig".into(), Some([("config".to_string(), b"kubeconfig".to_vec())].into()));
+        objects.secrets.insert(
+            "istio-kubeconfig".into(),
+            Some([("config".to_string(), b"kubeconfig".to_vec())].into()),
+        );
         objects.config_maps.insert("istio-ca-root-cert".into(), None);
         let root_ca = [("ca.crt".to_string(), b"CA".to_vec())].into();
         objects.config_maps.insert("kube-root-ca.crt".into(), Some(root_ca));
@@ -278,7 +298,11 @@ mod tests {
         assert_eq!(volumes[2].files, [file("config", "kubeconfig", true)]);
         assert_eq!(
             volumes[4].files,
-            [file("token", "TOKEN", true), file("ca.crt", "CA", false), file("namespace", "external-istiod", false)]
+            [
+                file("token", "TOKEN", true),
+                file("ca.crt", "CA", false),
+                file("namespace", "external-istiod", false)
+            ]
         );
 
         let root = tempfile::tempdir().unwrap();

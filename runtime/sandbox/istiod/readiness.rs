@@ -89,7 +89,11 @@ pub fn status_patch(current: &PodStatus, view: &ContainerView, now: &str) -> Opt
     entry["started"] = json!(view.state.get("running").is_some());
     entry["restartCount"] = json!(view.restart_count);
     entry["state"] = view.state.clone();
-    entry["lastState"] = if view.last_state.is_null() { json!({}) } else { view.last_state.clone() };
+    entry["lastState"] = if view.last_state.is_null() {
+        json!({})
+    } else {
+        view.last_state.clone()
+    };
     let changed = status["conditions"] != json!(conditions) || status["containerStatuses"] != json!(containers);
     changed.then(|| json!({"status": {"conditions": conditions, "containerStatuses": containers}}))
 }
@@ -186,7 +190,10 @@ mod tests {
         assert_eq!(view.last_state["terminated"]["exitCode"], 137);
         let patch = status_patch(&kwok_status(), &view, "2026-01-01T00:01:02Z").unwrap();
         let container = &patch["status"]["containerStatuses"][0];
-        assert_eq!((container["restartCount"].clone(), container["started"].clone()), (json!(1), json!(true)));
+        assert_eq!(
+            (container["restartCount"].clone(), container["started"].clone()),
+            (json!(1), json!(true))
+        );
     }
 
     #[tokio::test]

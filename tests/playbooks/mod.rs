@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::support::{Output, SandboxHandle, Test};
 
+mod broken;
 mod external;
 mod multi_dataplane;
 mod multi_mesh;

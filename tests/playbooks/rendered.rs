@@ -160,3 +160,64 @@ pub async fn assert_gateway_available_or_refused_by_injection(cp: &kube::Client,
     };
     wait_for(deployments, "istio-ingressgateway", settled, Duration::from_secs(60)).await;
 }
+
+/// `GET http://127.0.0.1:<istiod http port>/<path>` of the istiod of `namespace`
+/// on `cluster` (its loopback ports are in DIR/<cluster>/istiod/<namespace>-<pod>/ports).
+pub fn istiod_debug(sandbox_dir: &std::path::Path, cluster: &str, namespace: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let folder = sandbox_dir.join(cluster).join("istiod");
+    let entries = std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{}: {e}", folder.display()));
+    let ports = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{namespace}-istiod")))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("ports")).ok())
+        .next()
+        .unwrap_or_else(|| panic!("no istiod of {namespace} in {}", folder.display()));
+    let http = ports
+        .lines()
+        .find_map(|l| l.strip_prefix("http "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("an http listener in the ports file")
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&http).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path} of istiod in {namespace}: {e}: {body}"))
+}
+
+/// The external istiod leads a data plane: it synced the cluster with its
+/// ID (`/debug/clusterz`), patched the data plane's injection webhook with
+/// its CA, wrote `istio-ca-root-cert` into the data plane's namespaces; Sail's
+/// probe found it through the published address.
+pub async fn assert_istiod_leads(sandbox_dir: &std::path::Path, cp_context: &str, dp: &kube::Client, mesh: &Mesh<'_>) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let clusters = istiod_debug(sandbox_dir, cp_context, mesh.namespace, "/debug/clusterz");
+        let synced = clusters
+            .as_array()
+            .is_some_and(|list| list.iter().any(|c| c["id"] == mesh.cluster_id && c["syncStatus"] == "synced"));
+        if synced {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "istiod in {} never synced {}: {clusters}", mesh.namespace, mesh.cluster_id);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let webhook_name = format!("istio-sidecar-injector-{}-{}", mesh.revision, mesh.namespace);
+    let webhook = Api::<MutatingWebhookConfiguration>::all(dp.clone()).get(&webhook_name).await.unwrap();
+    for hook in webhook.webhooks.iter().flatten() {
+        let ca = hook.client_config.ca_bundle.as_ref().map(|b| b.0.clone()).unwrap_or_default();
+        assert!(String::from_utf8_lossy(&ca).contains("BEGIN CERTIFICATE"), "{}: istiod's caBundle", hook.name);
+    }
+    let annotations = webhook.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations.get("sailoperator.io/readinessProbe.status").map(String::as_str),
+        Some("true"),
+        "{webhook_name}: {annotations:?}"
+    );
+    let roots = Api::<ConfigMap>::namespaced(dp.clone(), "default");
+    let exists = |c: Option<&ConfigMap>| c.is_some();
+    wait_for(roots, "istio-ca-root-cert", exists, Duration::from_secs(30)).await;
+}

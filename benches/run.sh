@@ -427,13 +427,13 @@ bed_memory() {
                 istiods+=("$where $(mb "$rss")")
             else
                 kib=$((kib + rss))
-                names+=("$comm")
+                names+=("$comm $(mb "$rss")")
             fi
         done <<<"$table"
         sums+=("$c $(mb "$kib")")
-        local counted="no processes"
-        ((${#names[@]})) && counted=$(printf '%s\n' "${names[@]}" | sort | uniq -c | awk '{ printf "%s%s×%s", (NR > 1 ? ", " : ""), $1, $2 }')
-        echo "   $label, $c: $(mb "$kib") ($counted)"
+        local each="no processes"
+        ((${#names[@]})) && each=$(printf '%s\n' "${names[@]}" | sort | paste -sd';' | sed 's/;/, /g')
+        echo "   $label, $c: $(mb "$kib") ($each)"
     done
     local sandbox_kib
     sandbox_kib=$(awk -v p="$sandbox_pid" '$1 == p { print $2 }' <<<"$table")
@@ -482,6 +482,16 @@ bed_failure() {
     echo "${err:-$(tail -1 "$1.err")}${progress:+ (last wait: $progress)}" | cut -c1-300
 }
 
+# bed_diagnose DIR: after a failed run, where the istiods stand (their Pods,
+# the sandbox's last lines about them).
+bed_diagnose() {
+    local ctx
+    for ctx in control-plane data-plane; do
+        "$kubectl" --context "$ctx" get pods -A -l app=istiod -o wide --no-headers 2>&1 | sed "s/^/   $ctx: /"
+    done
+    grep -i istiod "$1.log" 2>/dev/null | tail -5 | sed 's/^/   sandbox: /' || true
+}
+
 bed_teardown() {
     "$bin" playbooks/teardown.rhai --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set CTX_DATA_PLANE_CLUSTER=data-plane \
         >"$1" 2>&1 || { echo "   teardown.rhai failed (log: $1): $(tail -1 "$1")"; return 1; }
@@ -523,6 +533,7 @@ bed() {
         if ! wall=$(bed_run "$work/bed-external-$i.log"); then
             failed="external.rhai run $i failed after $(s "$wall"): $(bed_failure "$work/bed-external-$i.log")"
             echo "   $failed"
+            bed_diagnose "$dir"
             if ((i == 1)); then
                 after="after a failed external.rhai"
                 bed_memory "$dir" "$after" control-plane data-plane
@@ -553,8 +564,10 @@ bed() {
             "$(awk -v e="$e" -v f="$floor" 'BEGIN { printf "%.2f× floor", e / f }')" "—" "—"
         echo "   all (s): $(printf '%s\n' "${runs[@]}" | awk '{ printf "%.2f ", $1 / 1e6 }')| istiod wait (ms): ${waits[*]}"
     else
-        row "7e. bed: istiod start (Istio external-istiod Ready)" "—" "${failed:-no wait step on istio/external-istiod}" "—" "—" "—"
-        row "7f. bed: external.rhai end to end" "—" "${failed:-no complete run}" "—" "—" "—"
+        local why="not measured: ${failed:+external.rhai failed, see note 7}"
+        [[ -n $failed ]] || why+="no wait step on istio/external-istiod in its events"
+        row "7e. bed: istiod start (Istio external-istiod Ready)" "—" "$why" "—" "—" "—"
+        row "7f. bed: external.rhai end to end" "—" "$why" "—" "—" "—"
     fi
     [[ -z $failed ]] || note "7. $failed"
     stop_sandbox

@@ -253,8 +253,8 @@ async fn verify_applies_as_the_seed_and_explains_the_pod_wait(sandbox: &SandboxH
         .unwrap();
     assert_eq!(
         names(services.items.into_iter().filter_map(|s| s.metadata.name).collect()),
-        ["helloworld", "sleep"],
-        "helloworld's Service from `-l service=helloworld`, sleep's from sleep.yaml"
+        ["helloworld", "istio-ingressgateway", "sleep"],
+        "helloworld's Service from `-l service=helloworld`, sleep's from sleep.yaml, the sample gateway's"
     );
     let deployments = Api::<Deployment>::namespaced(dp.clone(), "sample")
         .list(&Default::default())
@@ -262,8 +262,8 @@ async fn verify_applies_as_the_seed_and_explains_the_pod_wait(sandbox: &SandboxH
         .unwrap();
     assert_eq!(
         names(deployments.items.into_iter().filter_map(|d| d.metadata.name).collect()),
-        ["helloworld-v1", "sleep"],
-        "only v1 from `-l version=v1`, no helloworld-v2"
+        ["helloworld-v1", "istio-ingressgateway", "sleep"],
+        "only v1 from `-l version=v1`, no helloworld-v2; the sample gateway"
     );
     Api::<ServiceAccount>::namespaced(dp.clone(), "sample")
         .get("sleep")

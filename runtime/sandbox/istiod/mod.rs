@@ -82,7 +82,12 @@ pub async fn run(clusters: Vec<IstiodCluster>, binary: PathBuf, netns: String, c
         return;
     }
     let (binary, netns) = (Arc::new(binary), Arc::new(netns));
-    eprintln!("sandbox: a real istiod runs for each app=istiod Pod: DIR/<cluster>/istiod/<namespace>-<pod>/{{istiod.log,ports}}");
+    let root = clusters
+        .first()
+        .and_then(|c| c.dir.parent())
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    eprintln!("sandbox: a real istiod runs for each app=istiod Pod: {root}/<cluster>/istiod/<namespace>-<pod>/{{istiod.log,ports}}");
     let mut watchers = JoinSet::new();
     for cluster in clusters {
         watchers.spawn(watch(Arc::new(cluster), binary.clone(), netns.clone(), cancel.clone()));

@@ -83,6 +83,8 @@ start_sandbox() {
 }
 
 now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
+# round: a median of an even count (x.5) as a whole number, for $((...)).
+round() { awk '{ printf "%d", $1 + 0.5 }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 s() { awk -v u="$1" 'BEGIN { printf "%.2f s", u / 1e6 }'; }
 ms() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1e3 }'; }
@@ -413,7 +415,7 @@ proc_table() {
 # istiods excepted), each istiod (pilot-discovery, or a process in
 # DIR/CLUSTER/istiod/) on its own, and the sandbox process (the simulators).
 bed_memory() {
-    local dir=$1 label=$2 table c sums=() istiods=() line pid rss comm cwd rest kib names where
+    local dir=$1 label=$2 table c sums=() istiods=() line pid rss comm cwd rest kib names
     shift 2
     table=$(proc_table "$dir")
     for c in "$@"; do
@@ -422,9 +424,7 @@ bed_memory() {
             line="$cwd/ $rest"
             [[ $line == *"$dir/$c/"* ]] || continue
             if [[ $comm == pilot-discovery || $line == *"$dir/$c/istiod/"* ]]; then
-                where=${cwd#"$dir/"}
-                [[ $where == "$cwd" ]] && where=$c
-                istiods+=("$where $(mb "$rss")")
+                istiods+=("$c: ${cwd##*/} $(mb "$rss")")
             else
                 kib=$((kib + rss))
                 names+=("$comm $(mb "$rss")")
@@ -461,16 +461,20 @@ bed_run() {
     return "$status"
 }
 
-# bed_istiod LOG: "WAIT_MS APPLY_TO_READY_US" for Istio external-istiod on
-# control-plane: the duration of its `wait` step (its Ready condition), and
-# from its `apply` step's event arriving to that wait's.
+# bed_istiod LOG: "CP_WAIT_MS APPLY_TO_READY_US DP_WAIT_MS" for Istio
+# external-istiod: the duration of the `wait` on its Ready condition on
+# control-plane (istiod's start), from the `apply` step's event arriving to
+# that wait's, and the data plane's wait after it (Sail's probe of istiod).
 bed_istiod() {
-    local sel='.event == "step" and .cluster == "control-plane" and (.object | ascii_downcase | test("^istios?(\\.sailoperator\\.io)?/external-istiod$"))'
-    local applied ready wait_ms
-    applied=$(while read -r t json; do jq -r "select($sel and .action == \"apply\") | \"$t\"" <<<"$json"; done <"$1" | head -1)
-    read -r ready wait_ms < <(while read -r t json; do jq -r "select($sel and .action == \"wait\") | \"$t \(.duration_ms)\"" <<<"$json"; done <"$1" | head -1)
-    [[ -n ${wait_ms:-} ]] || return 1
-    echo "$wait_ms $((ready - ${applied:-ready}))"
+    jq -nrR '
+        [inputs | capture("^(?<t>[0-9]+) (?<j>.*)$") | (.j | fromjson?) as $e | select($e.event == "step")
+            | $e + { t: (.t | tonumber), object: ($e.object | ascii_downcase) }
+            | select(.object == "istio external-istiod" or .object == "istio/external-istiod")] as $steps
+        | ($steps | map(select(.cluster == "control-plane" and .action == "apply")) | first) as $applied
+        | ($steps | map(select(.cluster == "control-plane" and .action == "wait")) | first) as $ready
+        | ($steps | map(select(.cluster == "data-plane" and .action == "wait")) | first) as $remote
+        | if $ready == null then empty
+          else "\($ready.duration_ms) \($ready.t - ($applied.t // $ready.t)) \($remote.duration_ms // 0)" end' "$1" | grep .
 }
 
 # bed_failure LOG: why a run of external.rhai failed (its error event, and
@@ -528,7 +532,7 @@ bed() {
     echo "   istiod: $bed_istiods"
 
     # 3. external.rhai, BED_RUNS times, teardown.rhai between; memory after the first.
-    local runs=() waits=() gaps=() failed="" wall ist after="after external.rhai"
+    local runs=() waits=() gaps=() remotes=() failed="" wall ist gap remote after="after external.rhai"
     for i in $(seq 1 "$BED_RUNS"); do
         if ! wall=$(bed_run "$work/bed-external-$i.log"); then
             failed="external.rhai run $i failed after $(s "$wall"): $(bed_failure "$work/bed-external-$i.log")"
@@ -541,8 +545,8 @@ bed() {
             break
         fi
         runs+=("$wall")
-        if ist=$(bed_istiod "$work/bed-external-$i.log"); then
-            waits+=("${ist% *}") gaps+=("${ist#* }")
+        if read -r ist gap remote < <(bed_istiod "$work/bed-external-$i.log"); then
+            waits+=("$ist") gaps+=("$gap") remotes+=("$remote")
         fi
         if ((i == 1)); then
             sleep "$BED_IDLE"
@@ -554,15 +558,21 @@ bed() {
     row "7d. bed: each istiod's RSS, $after" "$bed_istiods" "—" "—" "—" "—"
     if ((${#waits[@]})); then
         local w g e floor
-        w=$(printf '%s\n' "${waits[@]}" | median)
-        g=$(printf '%s\n' "${gaps[@]}" | median)
-        row "7e. bed: istiod start (Istio external-istiod Ready), median of ${#waits[@]}" "$(ms "$((w * 1000))")" \
-            "applied → Ready $(ms "$g")" "—" "—" "—"
-        e=$(printf '%s\n' "${runs[@]}" | median)
+        w=$(printf '%s\n' "${waits[@]}" | median | round)
+        g=$(printf '%s\n' "${gaps[@]}" | median | round)
+        row "7e. bed: istiod start (Istio external-istiod Ready), median of ${#waits[@]}" "$(s "$((w * 1000))")" \
+            "applied → Ready $(s "$g")" "—" "—" "—"
+        e=$(printf '%s\n' "${runs[@]}" | median | round)
         floor=$((w * 1000 + 3000000))
         row "7f. bed: external.rhai end to end, median of ${#runs[@]}" "$(s "$e")" "floor: istiod start + Sail's 3 s probe $(s "$floor")" \
             "$(awk -v e="$e" -v f="$floor" 'BEGIN { printf "%.2f× floor", e / f }')" "—" "—"
-        echo "   all (s): $(printf '%s\n' "${runs[@]}" | awk '{ printf "%.2f ", $1 / 1e6 }')| istiod wait (ms): ${waits[*]}"
+        echo "   all (s): $(printf '%s\n' "${runs[@]}" | awk '{ printf "%.2f ", $1 / 1e6 }')| istiod wait (ms): ${waits[*]} | data plane's wait (ms): ${remotes[*]}"
+        local r
+        r=$(printf '%s\n' "${remotes[@]}" | median | round)
+        note "7f. external.rhai on the real bed (medians): $(s "$((e - w * 1000 - r * 1000))") of steps before the waits" \
+            "(renders, applies, the data plane's istiod ServiceAccount), $(s "$((w * 1000))") for the external istiod to start" \
+            "(its Istio Ready on control-plane: Deployment, Pod on a kwok Node, pilot-discovery answering /ready), then" \
+            "$(s "$((r * 1000))") until the data plane's Istio is Ready (Sail probes the remote istiod every 3 s: 0–3 s after it is up)."
     else
         local why="not measured: ${failed:+external.rhai failed, see note 7}"
         [[ -n $failed ]] || why+="no wait step on istio/external-istiod in its events"

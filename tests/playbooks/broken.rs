@@ -18,6 +18,21 @@ fn inputs(api_server: &str) -> Vec<(&str, &str)> {
     ]
 }
 
+/// `istio::wait_ready` on the control plane's external Istio, as external.rhai's step 8.7 does.
+fn wait_control_plane(sandbox: &SandboxHandle, timeout: &str) -> crate::support::Output {
+    Test::new()
+        .kubeconfig(sandbox.kubeconfig())
+        .playbook(
+            "wait.rhai",
+            &format!(
+                r#"import "mesh/istio" as istio;
+                istio::wait_ready(cluster("control-plane"), "istio/external-istiod", "{timeout}");"#
+            ),
+        )
+        .args(["run", "wait.rhai"])
+        .run()
+}
+
 /// `istio::wait_ready` on the data plane's remote Istio, as external.rhai's step 8.8 does.
 fn wait_data_plane(sandbox: &SandboxHandle, timeout: &str) -> crate::support::Output {
     Test::new()
@@ -31,6 +46,15 @@ fn wait_data_plane(sandbox: &SandboxHandle, timeout: &str) -> crate::support::Ou
         )
         .args(["run", "wait.rhai"])
         .run()
+}
+
+/// Until the data plane's Istio is no longer Ready (the probe runs every 3 s).
+async fn until_not_ready(dp: &kube::Client) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ready(&sail_object(dp, "Istio", "istios", "external-istiod").await) == "True" {
+        assert!(std::time::Instant::now() < deadline, "the data plane's Istio stayed Ready");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
 }
 
 /// Deletes the external istiod's pod, as a restart would: the new process reads the secret anew.
@@ -47,11 +71,13 @@ async fn each_mistake_fails_the_wait_naming_its_cause_and_the_fix_converges() {
     let api_server = sandbox.server("data-plane");
     run(sandbox, "external.rhai", &inputs(&api_server), &[]).status(0);
     let cp = sandbox.client("control-plane").await;
+    let dp = sandbox.client("data-plane").await;
 
     // Step 8.6 missing: without the VirtualService the gateway routes nothing
     // to istiod, and the probe's connection to the published address is refused.
     let vs = Api::<DynamicObject>::namespaced_with(cp.clone(), "external-istiod", &networking("VirtualService", "virtualservices"));
     vs.delete("external-istiod-vs", &DeleteParams::default()).await.unwrap();
+    until_not_ready(&dp).await;
     wait_data_plane(sandbox, "20s")
         .status(1)
         .stderr_contains("error[timeout]")
@@ -62,16 +88,25 @@ async fn each_mistake_fails_the_wait_naming_its_cause_and_the_fix_converges() {
     wait_data_plane(sandbox, "60s").status(0);
 
     // A wrong `server` in the remote secret: the restarted istiod cannot reach
-    // the config cluster, is never ready, and the probe says /ready fails.
+    // the config cluster and is never ready.
     // (The running istiod still holds the old secret: the run itself may pass.)
     let _ = run(sandbox, "external.rhai", &inputs("https://127.0.0.1:9"), &["--timeout", "30s"]);
     restart_istiod(&cp).await;
-    wait_data_plane(sandbox, "30s")
+    until_not_ready(&dp).await;
+    // The control plane says its istiod is not ready; the data plane's probe
+    // finds no ready istiod behind the gateway.
+    wait_control_plane(sandbox, "20s")
         .status(1)
-        .stderr_contains("Sail's readiness probe of the remote istiod:")
-        .stderr_contains("/ready");
-    run(sandbox, "external.rhai", &inputs(&api_server), &[]).status(0);
+        .stderr_contains("IstiodNotReady")
+        .stderr_contains("not all istiod pods are ready");
+    wait_data_plane(sandbox, "10s")
+        .status(1)
+        .stderr_contains("Sail's readiness probe of the remote istiod: TLS to istiod-external-istiod.external-istiod.svc");
+    // The fix: the right secret, then a restart (istiod reads its kubeconfig
+    // only at start, on real clusters too), then the playbook converges.
+    let _ = run(sandbox, "external.rhai", &inputs(&api_server), &["--timeout", "15s"]);
     restart_istiod(&cp).await;
+    run(sandbox, "external.rhai", &inputs(&api_server), &[]).status(0);
     wait_data_plane(sandbox, "90s").status(0);
 
     // A remote secret for an account without the chart's RBAC: istiod
@@ -91,14 +126,20 @@ async fn each_mistake_fails_the_wait_naming_its_cause_and_the_fix_converges() {
         .run();
     wrong_account.status(0);
     restart_istiod(&cp).await;
-    wait_data_plane(sandbox, "30s")
+    until_not_ready(&dp).await;
+    wait_control_plane(sandbox, "20s")
         .status(1)
-        .stderr_contains("Sail's readiness probe of the remote istiod:")
-        .stderr_contains("/ready");
+        .stderr_contains("not all istiod pods are ready");
     let log = istiod_log(sandbox.dir(), "control-plane", "external-istiod");
     assert!(log.contains("forbidden"), "istiod's log names the RBAC refusal");
-    run(sandbox, "external.rhai", &inputs(&api_server), &[]).status(0);
+    wait_data_plane(sandbox, "10s")
+        .status(1)
+        .stderr_contains("Sail's readiness probe of the remote istiod:");
+    // The fix: the right secret, then a restart (istiod reads its kubeconfig
+    // only at start, on real clusters too), then the playbook converges.
+    let _ = run(sandbox, "external.rhai", &inputs(&api_server), &["--timeout", "15s"]);
     restart_istiod(&cp).await;
+    run(sandbox, "external.rhai", &inputs(&api_server), &[]).status(0);
     wait_data_plane(sandbox, "90s").status(0);
 }
 

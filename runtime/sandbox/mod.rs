@@ -110,13 +110,25 @@ pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> 
         netns: n.netns.clone(),
         inside: (0..count).map(|i| n.plan.cluster(i).block).collect(),
     });
-    let sim_task = tokio::spawn(simulator::run(views, load_balancers, charts, opts.sim_delay, ingress, simulators.clone()));
+    let sim_task = tokio::spawn(simulator::run(
+        views,
+        load_balancers,
+        charts,
+        opts.sim_delay,
+        ingress,
+        simulators.clone(),
+    ));
     // Real istiods for the istiod Pods: they need the namespace for their Pod IPs.
     let istiod_task = network.as_ref().map(|network| {
         let views = (clusters.iter().enumerate())
             .map(|(i, cluster)| istiod::IstiodCluster::new(cluster, network.plan.cluster(i).pod_cidr))
             .collect();
-        tokio::spawn(istiod::run(views, istio.pilot_discovery.clone(), network.netns.clone(), simulators.clone()))
+        tokio::spawn(istiod::run(
+            views,
+            istio.pilot_discovery.clone(),
+            network.netns.clone(),
+            simulators.clone(),
+        ))
     });
     let outcome = supervise(&mut clusters, &cancel).await;
     let stopping = Instant::now();
@@ -141,7 +153,9 @@ async fn start_all(opts: &SandboxOptions, assets: &Assets, dir: &Path, plan: Opt
     let parsed = tokio::task::spawn_blocking(crds::parse_bundled);
     let caps = caps.await.map_err(join_error)??;
     let ports = flags::free_ports(opts.clusters.len())?;
-    let addresses = (0..opts.clusters.len()).map(|i| plan.map(|p| p.cluster(i).node_addresses())).collect();
+    let addresses = (0..opts.clusters.len())
+        .map(|i| plan.map(|p| p.cluster(i).node_addresses()))
+        .collect();
     let node_setups = nodes::plan(assets, addresses);
     let clusters = try_join_all(
         opts.clusters

@@ -28,7 +28,13 @@ mod tests {
 
     #[test]
     fn every_key_the_sandbox_uses_is_pinned() {
-        for key in ["KUBE_VERSION", "ETCD_VERSION", "KUBE_LEGACY_VERSION", "ISTIO_MODULE", "KWOK_VERSION"] {
+        for key in [
+            "KUBE_VERSION",
+            "ETCD_VERSION",
+            "KUBE_LEGACY_VERSION",
+            "ISTIO_MODULE",
+            "KWOK_VERSION",
+        ] {
             assert!(!pinned(key).is_empty(), "{key}");
         }
         assert_eq!(pinned("KUBE_VERSION"), super::super::assets::CURRENT_VERSION);

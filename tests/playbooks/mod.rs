@@ -143,14 +143,29 @@ async fn leftovers(client: &kube::Client) -> Vec<String> {
     let names = |items: Vec<Option<String>>, kind: &str| -> Vec<String> {
         items.into_iter().map(|n| format!("{kind} {}", n.unwrap_or_default())).collect()
     };
-    let list = Api::<MutatingWebhookConfiguration>::all(client.clone()).list(&managed).await.unwrap();
-    found.extend(names(list.items.into_iter().map(|o| o.metadata.name).collect(), "MutatingWebhookConfiguration"));
-    let list = Api::<ValidatingWebhookConfiguration>::all(client.clone()).list(&managed).await.unwrap();
-    found.extend(names(list.items.into_iter().map(|o| o.metadata.name).collect(), "ValidatingWebhookConfiguration"));
+    let list = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .list(&managed)
+        .await
+        .unwrap();
+    found.extend(names(
+        list.items.into_iter().map(|o| o.metadata.name).collect(),
+        "MutatingWebhookConfiguration",
+    ));
+    let list = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .list(&managed)
+        .await
+        .unwrap();
+    found.extend(names(
+        list.items.into_iter().map(|o| o.metadata.name).collect(),
+        "ValidatingWebhookConfiguration",
+    ));
     let list = Api::<ClusterRole>::all(client.clone()).list(&managed).await.unwrap();
     found.extend(names(list.items.into_iter().map(|o| o.metadata.name).collect(), "ClusterRole"));
     let list = Api::<ClusterRoleBinding>::all(client.clone()).list(&managed).await.unwrap();
-    found.extend(names(list.items.into_iter().map(|o| o.metadata.name).collect(), "ClusterRoleBinding"));
+    found.extend(names(
+        list.items.into_iter().map(|o| o.metadata.name).collect(),
+        "ClusterRoleBinding",
+    ));
     let revisions = Api::<DynamicObject>::all_with(client.clone(), &sail("IstioRevision", "istiorevisions"));
     for object in revisions.list(&Default::default()).await.unwrap() {
         found.push(format!("IstioRevision {}", object.metadata.name.unwrap_or_default()));

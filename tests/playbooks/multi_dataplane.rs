@@ -42,6 +42,7 @@ async fn one_control_plane_three_data_planes_then_teardown() {
     };
     rendered::assert_data_plane(&dp1, &mesh("cluster1", "istiod-external-istiod")).await;
     rendered::assert_control_plane(&cp, &mesh("cluster1", "istiod-external-istiod")).await;
+    rendered::assert_istiod_leads(sandbox.dir(), "cp", &dp1, &mesh("cluster1", "istiod-external-istiod")).await;
     assert_remote_secret(
         sandbox,
         &cp,
@@ -73,6 +74,7 @@ async fn one_control_plane_three_data_planes_then_teardown() {
         );
         assert_eq!(ready(&remote), "True", "{context}");
         rendered::assert_data_plane(&dp, &mesh(name, "istio-reader-service-account")).await;
+        rendered::assert_istiod_leads(sandbox.dir(), "cp", &dp, &mesh(name, "istio-reader-service-account")).await;
         let cni = sail_object(&dp, "IstioCNI", "istiocnis", "default").await;
         assert_eq!(ready(&cni), "True", "{context}");
         Api::<ServiceAccount>::namespaced(dp.clone(), "external-istiod")

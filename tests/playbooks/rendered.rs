@@ -27,7 +27,11 @@ pub struct Mesh<'a> {
     pub account: &'a str,
 }
 
-fn owned_by_revision(labels: Option<&std::collections::BTreeMap<String, String>>, owners: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>, revision: &str) -> bool {
+fn owned_by_revision(
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+    owners: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
+    revision: &str,
+) -> bool {
     let managed = labels.and_then(|l| l.get("managed-by")).map(String::as_str) == Some("sail-operator");
     let owner = owners
         .into_iter()
@@ -47,7 +51,11 @@ pub async fn assert_data_plane(dp: &kube::Client, mesh: &Mesh<'_>) {
         .await
         .unwrap_or_else(|e| panic!("MutatingWebhookConfiguration {webhook_name}: {e}"));
     assert!(
-        owned_by_revision(webhook.metadata.labels.as_ref(), webhook.metadata.owner_references.as_ref(), mesh.revision),
+        owned_by_revision(
+            webhook.metadata.labels.as_ref(),
+            webhook.metadata.owner_references.as_ref(),
+            mesh.revision
+        ),
         "{webhook_name}: {:?}",
         webhook.metadata
     );
@@ -58,7 +66,12 @@ pub async fn assert_data_plane(dp: &kube::Client, mesh: &Mesh<'_>) {
         let service = hook.client_config.service.as_ref().expect("a service reference, not a URL");
         assert_eq!(service.name, format!("istiod-{}", mesh.revision), "{}", hook.name);
         assert_eq!(service.namespace, mesh.namespace, "{}", hook.name);
-        assert!(service.path.as_deref().unwrap_or("").starts_with(&path), "{}: {:?}", hook.name, service.path);
+        assert!(
+            service.path.as_deref().unwrap_or("").starts_with(&path),
+            "{}: {:?}",
+            hook.name,
+            service.path
+        );
     }
 
     let slices = Api::<EndpointSlice>::namespaced(dp.clone(), mesh.namespace)
@@ -78,7 +91,10 @@ pub async fn assert_data_plane(dp: &kube::Client, mesh: &Mesh<'_>) {
     );
 
     let account = mesh.account;
-    let bindings = Api::<ClusterRoleBinding>::all(dp.clone()).list(&ListParams::default()).await.unwrap();
+    let bindings = Api::<ClusterRoleBinding>::all(dp.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
     let bound: Vec<String> = bindings
         .items
         .iter()
@@ -100,7 +116,11 @@ pub async fn assert_control_plane(cp: &kube::Client, mesh: &Mesh<'_>) {
     let deployments = Api::<Deployment>::namespaced(cp.clone(), mesh.namespace);
     let deployment = wait_for(deployments, &name, conditions::is_deployment_completed(), Duration::from_secs(60)).await;
     assert!(
-        owned_by_revision(deployment.metadata.labels.as_ref(), deployment.metadata.owner_references.as_ref(), mesh.revision),
+        owned_by_revision(
+            deployment.metadata.labels.as_ref(),
+            deployment.metadata.owner_references.as_ref(),
+            mesh.revision
+        ),
         "{name}"
     );
     let spec = deployment.spec.expect("spec");
@@ -128,7 +148,9 @@ pub async fn assert_control_plane(cp: &kube::Client, mesh: &Mesh<'_>) {
         .collect();
     assert!(!running.is_empty(), "{name}: a Running pod");
     assert!(
-        running.iter().all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some()),
+        running
+            .iter()
+            .all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some()),
         "{name}: scheduled on a node"
     );
 }
@@ -143,22 +165,6 @@ pub async fn assert_gateway_available(cp: &kube::Client, namespace: &str) {
         Duration::from_secs(60),
     )
     .await;
-}
-
-/// An injected gateway either got its pods before the injection webhook
-/// existed (Available) or its ReplicaSet is refused by that webhook: nothing
-/// else may keep it from running.
-pub async fn assert_gateway_available_or_refused_by_injection(cp: &kube::Client, namespace: &str) {
-    let deployments = Api::<Deployment>::namespaced(cp.clone(), namespace);
-    let settled = |d: Option<&Deployment>| {
-        let conditions = d.and_then(|d| d.status.as_ref()).and_then(|s| s.conditions.clone()).unwrap_or_default();
-        conditions.iter().any(|c| {
-            let refused = c.reason.as_deref() == Some("FailedCreate")
-                && c.message.as_deref().unwrap_or("").contains("sidecar-injector.istio.io");
-            refused || (c.type_ == "Available" && c.status == "True")
-        })
-    };
-    wait_for(deployments, "istio-ingressgateway", settled, Duration::from_secs(60)).await;
 }
 
 /// `GET http://127.0.0.1:<istiod http port>/<path>` of the istiod of `namespace`
@@ -202,14 +208,26 @@ pub async fn assert_istiod_leads(sandbox_dir: &std::path::Path, cp_context: &str
         if synced {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "istiod in {} never synced {}: {clusters}", mesh.namespace, mesh.cluster_id);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "istiod in {} never synced {}: {clusters}",
+            mesh.namespace,
+            mesh.cluster_id
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let webhook_name = format!("istio-sidecar-injector-{}-{}", mesh.revision, mesh.namespace);
-    let webhook = Api::<MutatingWebhookConfiguration>::all(dp.clone()).get(&webhook_name).await.unwrap();
+    let webhook = Api::<MutatingWebhookConfiguration>::all(dp.clone())
+        .get(&webhook_name)
+        .await
+        .unwrap();
     for hook in webhook.webhooks.iter().flatten() {
         let ca = hook.client_config.ca_bundle.as_ref().map(|b| b.0.clone()).unwrap_or_default();
-        assert!(String::from_utf8_lossy(&ca).contains("BEGIN CERTIFICATE"), "{}: istiod's caBundle", hook.name);
+        assert!(
+            String::from_utf8_lossy(&ca).contains("BEGIN CERTIFICATE"),
+            "{}: istiod's caBundle",
+            hook.name
+        );
     }
     let annotations = webhook.metadata.annotations.unwrap_or_default();
     assert_eq!(

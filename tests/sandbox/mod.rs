@@ -15,8 +15,8 @@ use crate::support::{self, Test, wait_for};
 
 mod ingress_gateway;
 mod istiod;
-mod nodes;
 mod network;
+mod nodes;
 mod readiness_probe;
 mod sail_charts;
 mod stopping;

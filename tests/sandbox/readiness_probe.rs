@@ -48,7 +48,10 @@ async fn a_remote_istio_is_ready_only_through_the_probe_and_the_annotations_say_
         json!({"metadata": {"name": "nobody"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 15017, "protocol": "TCP"}]}}),
     )
     .await;
-    let has_ip = |s: Option<&Service>| s.and_then(|s| s.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref()?.first()?.ip.clone()).is_some();
+    let has_ip = |s: Option<&Service>| {
+        s.and_then(|s| s.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref()?.first()?.ip.clone())
+            .is_some()
+    };
     let lb = wait_for(services, "nobody", has_ip, Duration::from_secs(30)).await;
     let address = lb.status.unwrap().load_balancer.unwrap().ingress.unwrap()[0].ip.clone().unwrap();
 

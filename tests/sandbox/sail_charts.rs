@@ -65,7 +65,9 @@ async fn an_istio_gets_a_revision_and_its_rendered_charts_follow_each_generation
     assert_eq!(env_of(&deployment, "MESH_RUN_TEST").as_deref(), Some("one"));
     assert_eq!(env_of(&deployment, "REVISION").as_deref(), Some("t-charts"));
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "t-charts");
-    hpas.get("istiod-t-charts").await.expect("the chart's HPA (autoscaleEnabled by default)");
+    hpas.get("istiod-t-charts")
+        .await
+        .expect("the chart's HPA (autoscaleEnabled by default)");
 
     // A changed spec.values field changes the rendered object; what is no longer rendered goes.
     let patch = json!({"spec": {"values": {"pilot": {"env": {"MESH_RUN_TEST": "two"}, "autoscaleEnabled": false}}}});

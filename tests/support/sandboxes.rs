@@ -182,7 +182,14 @@ pub fn control_plane_processes(dir: &Path) -> Vec<String> {
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             let binary = cmdline.split_whitespace().next()?.rsplit('/').next()?.to_string();
-            let control_plane = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "pilot-discovery"];
+            let control_plane = [
+                "etcd",
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+                "kwok",
+                "pilot-discovery",
+            ];
             let control_plane = control_plane.contains(&binary.as_str());
             (state != "Z" && control_plane && cmdline.contains(&dir)).then_some(cmdline)
         })

@@ -92,7 +92,14 @@ impl Charts {
     /// Every object `chart` renders as Helm release `release` in `namespace`
     /// for a server of `kube_version`, CRDs left out: the sandbox installs the
     /// CRDs itself, as OLM does for the real operator. Errors are Helm's words.
-    pub async fn render(&self, chart: Chart, release: &str, namespace: &str, kube_version: &str, values: &Value) -> Result<Vec<Value>, String> {
+    pub async fn render(
+        &self,
+        chart: Chart,
+        release: &str,
+        namespace: &str,
+        kube_version: &str,
+        values: &Value,
+    ) -> Result<Vec<Value>, String> {
         let input = serde_json::to_vec(values).map_err(|e| e.to_string())?;
         let text = self
             .run(&["chart", chart.dir(), release, namespace, kube_version], Some(input))

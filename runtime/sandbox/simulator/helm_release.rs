@@ -137,7 +137,12 @@ impl Installer {
 
     /// Installs `objects` (already post-rendered) into `namespace`, then deletes
     /// what `previous` had and this render has not. Returns what is installed now.
-    pub async fn install(&self, namespace: &str, objects: Vec<Value>, previous: &BTreeSet<ObjectKey>) -> Result<BTreeSet<ObjectKey>, String> {
+    pub async fn install(
+        &self,
+        namespace: &str,
+        objects: Vec<Value>,
+        previous: &BTreeSet<ObjectKey>,
+    ) -> Result<BTreeSet<ObjectKey>, String> {
         let mut installed = BTreeSet::new();
         for group in in_install_order(objects) {
             let applied = try_join_all(group.into_iter().map(|object| self.apply(namespace, object))).await?;
@@ -187,13 +192,26 @@ impl Installer {
         self.api(&resource, &caps, &namespace)
             .patch(&name, &params, &Patch::Apply(&object))
             .await
-            .map_err(|e| format!("{kind} {}{name}: {e}", if namespace.is_empty() { String::new() } else { format!("{namespace}/") }))?;
+            .map_err(|e| {
+                format!(
+                    "{kind} {}{name}: {e}",
+                    if namespace.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{namespace}/")
+                    }
+                )
+            })?;
         Ok((api_version, kind, namespace, name))
     }
 
     async fn delete(&self, (api_version, kind, namespace, name): &ObjectKey) -> Result<(), String> {
         let (resource, caps) = self.resolve(api_version, kind).await?;
-        match self.api(&resource, &caps, namespace).delete(name, &DeleteParams::background()).await {
+        match self
+            .api(&resource, &caps, namespace)
+            .delete(name, &DeleteParams::background())
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(e) => Err(format!("deleting {kind} {name}: {e}")),
@@ -207,10 +225,16 @@ mod tests {
 
     #[test]
     fn webhooks_come_last_and_accounts_before_deployments() {
-        let objects = ["MutatingWebhookConfiguration", "Deployment", "ServiceAccount", "Deployment", "Unknown"]
-            .iter()
-            .map(|k| json!({"kind": k}))
-            .collect();
+        let objects = [
+            "MutatingWebhookConfiguration",
+            "Deployment",
+            "ServiceAccount",
+            "Deployment",
+            "Unknown",
+        ]
+        .iter()
+        .map(|k| json!({"kind": k}))
+        .collect();
         let kinds: Vec<Vec<String>> = in_install_order(objects)
             .iter()
             .map(|g| g.iter().map(|o| o["kind"].as_str().unwrap().to_string()).collect())
@@ -241,7 +265,10 @@ mod tests {
     fn post_render_labels_and_owns() {
         let mut object = json!({"kind": "Service", "metadata": {"name": "istiod", "labels": {"app": "istiod"}}});
         post_render(&mut object, &json!({"kind": "IstioRevision", "name": "default"}));
-        assert_eq!(object["metadata"]["labels"], json!({"app": "istiod", "managed-by": "sail-operator"}));
+        assert_eq!(
+            object["metadata"]["labels"],
+            json!({"app": "istiod", "managed-by": "sail-operator"})
+        );
         assert_eq!(object["metadata"]["ownerReferences"][0]["kind"], "IstioRevision");
     }
 }

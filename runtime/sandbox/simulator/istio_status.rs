@@ -206,11 +206,26 @@ pub fn revision(name: &str, spec: &Value, facts: &Facts, installed: &Result<(), 
         }
     };
     let in_use = if in_use(name, facts) {
-        condition("InUse", "True", "ReferencedByWorkloads", "Referenced by at least one pod or namespace")
+        condition(
+            "InUse",
+            "True",
+            "ReferencedByWorkloads",
+            "Referenced by at least one pod or namespace",
+        )
     } else {
-        condition("InUse", "False", "NotReferencedByAnything", "Not referenced by any pod or namespace")
+        condition(
+            "InUse",
+            "False",
+            "NotReferencedByAnything",
+            "Not referenced by any pod or namespace",
+        )
     };
-    vec![condition("Reconciled", "True", "Reconciled", ""), ready, dependencies(spec, facts), in_use]
+    vec![
+        condition("Reconciled", "True", "Reconciled", ""),
+        ready,
+        dependencies(spec, facts),
+        in_use,
+    ]
 }
 
 /// The status of an `Istio`: its own error, or its active revision's

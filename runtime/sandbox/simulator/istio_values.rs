@@ -26,7 +26,11 @@ pub fn merge(base: &mut Value, overlay: &Value) {
 /// The profile names applied, in order: `default` always, then `spec.profile` (if another one).
 pub fn profile_names(spec: &Value) -> Vec<String> {
     let mut names = vec!["default".to_string()];
-    if let Some(profile) = spec.get("profile").and_then(Value::as_str).filter(|p| !p.is_empty() && *p != "default") {
+    if let Some(profile) = spec
+        .get("profile")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty() && *p != "default")
+    {
         names.push(profile.to_string());
     }
     names
@@ -106,7 +110,9 @@ pub fn values_schema(crd_yaml: &str) -> Option<Value> {
     let crd: Value = serde_saphyr::from_str(crd_yaml).ok()?;
     let versions = crd.pointer("/spec/versions")?.as_array()?;
     let version = versions.iter().find(|v| v["name"] == "v1").or(versions.first())?;
-    version.pointer("/schema/openAPIV3Schema/properties/spec/properties/values").cloned()
+    version
+        .pointer("/schema/openAPIV3Schema/properties/spec/properties/values")
+        .cloned()
 }
 
 #[cfg(test)]
@@ -149,7 +155,10 @@ mod tests {
         let mut values = json!({"gateways": {"x": {}}, "global": {"istioNamespace": "n", "bogus": 1},
                                 "pilot": {"env": {"A": "1"}}, "experimental": {"anything": true}});
         prune_to_schema(&mut values, &schema);
-        assert_eq!(values, json!({"global": {"istioNamespace": "n"}, "pilot": {"env": {"A": "1"}}, "experimental": {"anything": true}}));
+        assert_eq!(
+            values,
+            json!({"global": {"istioNamespace": "n"}, "pilot": {"env": {"A": "1"}}, "experimental": {"anything": true}})
+        );
     }
 
     #[test]

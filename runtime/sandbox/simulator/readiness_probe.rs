@@ -95,8 +95,16 @@ pub async fn run(
 }
 
 /// One probe of `webhook`'s first webhook.
-async fn probe(client: &Client, webhook: &MutatingWebhookConfiguration, may_dial: &impl Fn(std::net::IpAddr) -> bool) -> Result<(), String> {
-    let first = webhook.webhooks.as_ref().and_then(|w| w.first()).ok_or("the configuration has no webhooks")?;
+async fn probe(
+    client: &Client,
+    webhook: &MutatingWebhookConfiguration,
+    may_dial: &impl Fn(std::net::IpAddr) -> bool,
+) -> Result<(), String> {
+    let first = webhook
+        .webhooks
+        .as_ref()
+        .and_then(|w| w.first())
+        .ok_or("the configuration has no webhooks")?;
     let service = first
         .client_config
         .service
@@ -135,8 +143,16 @@ async fn endpoint(client: &Client, namespace: &str, name: &str, port: i32) -> Re
         .await
         .map_err(|e| format!("EndpointSlices of {namespace}/{name}: {e}"))?;
     for slice in slices.items {
-        let target = slice.ports.iter().flatten().find(|p| p.name == service_port.name).and_then(|p| p.port);
-        let ready = slice.endpoints.iter().find(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false));
+        let target = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name == service_port.name)
+            .and_then(|p| p.port);
+        let ready = slice
+            .endpoints
+            .iter()
+            .find(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false));
         if let (Some(target), Some(address)) = (target, ready.and_then(|e| e.addresses.first())) {
             return format!("{address}:{target}")
                 .parse()
@@ -160,7 +176,9 @@ async fn get_ready(address: SocketAddr, host: &str, ca_pem: &[u8]) -> Result<(),
         .with_root_certificates(roots)
         .with_no_client_auth();
     let server_name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    let tcp = tokio::net::TcpStream::connect(address).await.map_err(|e| format!("{address}: {e}"))?;
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|e| format!("{address}: {e}"))?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(server_name, tcp)
         .await
@@ -173,7 +191,10 @@ async fn get_ready(address: SocketAddr, host: &str, ca_pem: &[u8]) -> Result<(),
         .header("host", host)
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;
-    let response = sender.send_request(request).await.map_err(|e| format!("GET https://{host}/ready: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("GET https://{host}/ready: {e}"))?;
     match response.status().as_u16() {
         200 => Ok(()),
         code => Err(format!("GET https://{host}/ready: HTTP {code}")),

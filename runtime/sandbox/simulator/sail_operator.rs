@@ -85,7 +85,13 @@ pub async fn run(clusters: Vec<SimulatedCluster>, charts: Arc<Charts>, delay: Du
             };
             let rule = charts.clone();
             let may_dial = move |ip| rule.may_dial(ip);
-            let probe = readiness_probe::run(state.view.name.clone(), state.view.client.clone(), is_remote, may_dial, cancel.clone());
+            let probe = readiness_probe::run(
+                state.view.name.clone(),
+                state.view.client.clone(),
+                is_remote,
+                may_dial,
+                cancel.clone(),
+            );
             watchers.spawn(probe);
         }
     }
@@ -240,7 +246,10 @@ impl Operator {
         // specs never compare equal; the no-op apply that follows changes nothing.)
         if let Some(current) = state.revisions.state().into_iter().find(|r| r.name_any() == revision_name)
             && current.data.get("spec") == desired.get("spec")
-            && current.owner_references().iter().any(|o| Some(&o.uid) == istio.metadata.uid.as_ref())
+            && current
+                .owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == istio.metadata.uid.as_ref())
         {
             return Ok((*current).clone());
         }
@@ -261,7 +270,8 @@ impl Operator {
             releases.insert(0, (Chart::Base, "default-base".to_string()));
         }
         let owner = owner_reference(revision, SAIL_API_VERSION, "IstioRevision");
-        self.install(revision, &owner, namespace, &releases, &spec["values"], spec, charts).await
+        self.install(revision, &owner, namespace, &releases, &spec["values"], spec, charts)
+            .await
     }
 
     async fn install_cni(&mut self, cni: &DynamicObject, spec: &Value, charts: &Charts) -> Result<(), String> {
@@ -272,8 +282,16 @@ impl Operator {
         }
         let values = istio_values::compute_cni(&profiles, spec);
         let owner = owner_reference(cni, SAIL_API_VERSION, "IstioCNI");
-        self.install(cni, &owner, namespace, &[(Chart::Cni, "istio-cni".to_string())], &values, spec, charts)
-            .await
+        self.install(
+            cni,
+            &owner,
+            namespace,
+            &[(Chart::Cni, "istio-cni".to_string())],
+            &values,
+            spec,
+            charts,
+        )
+        .await
     }
 
     /// Helm install/upgrade of `releases` for `owner`, once per generation
@@ -365,7 +383,11 @@ fn remote_probe_verdict(state: &ClusterState, spec: &Value, revision: &str) -> R
 /// `(replicas, readyReplicas)` of Deployment `istiod[-<revision>]` in the revision's namespace.
 fn istiod_deployment(state: &ClusterState, spec: &Value, revision: &str) -> Option<(i32, i32)> {
     let namespace = spec.get("namespace").and_then(Value::as_str)?;
-    let name = if revision == "default" { "istiod".to_string() } else { format!("istiod-{revision}") };
+    let name = if revision == "default" {
+        "istiod".to_string()
+    } else {
+        format!("istiod-{revision}")
+    };
     let deployment = state
         .deployments
         .state()
@@ -391,9 +413,16 @@ fn cni_daemonset(state: &ClusterState, spec: &Value) -> Option<(i32, i32)> {
 /// one counts with the conditions just computed (the store may lag).
 fn revision_counts(state: &ClusterState, istio: &DynamicObject, active: &str, conditions: &[Condition]) -> (usize, usize, usize) {
     let is_true = |kind: &str, conditions: &[Condition]| conditions.iter().any(|c| c.kind == kind && c.status == "True");
-    let mut counts = (1, usize::from(is_true("Ready", conditions)), usize::from(is_true("InUse", conditions)));
+    let mut counts = (
+        1,
+        usize::from(is_true("Ready", conditions)),
+        usize::from(is_true("InUse", conditions)),
+    );
     for revision in state.revisions.state() {
-        let owned = revision.owner_references().iter().any(|o| Some(&o.uid) == istio.metadata.uid.as_ref());
+        let owned = revision
+            .owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == istio.metadata.uid.as_ref());
         if !owned || revision.name_any() == active {
             continue;
         }

@@ -46,7 +46,12 @@ fn spec_errors_namespace_errors_and_helm_errors_are_reconcile_errors() {
     let status = finish(&conditions, extra, 1, None, "t");
     assert_eq!(status["state"], "ReconcileError");
     assert_eq!(status["conditions"][1]["status"], "Unknown");
-    let helm = revision("x", &json!({"version": "v1", "namespace": "n"}), &facts(&["n"]), &Err("unknown profile bogus".into()));
+    let helm = revision(
+        "x",
+        &json!({"version": "v1", "namespace": "n"}),
+        &facts(&["n"]),
+        &Err("unknown profile bogus".into()),
+    );
     assert_eq!(helm[0].message, "error reconciling resource: unknown profile bogus");
 }
 
@@ -72,7 +77,11 @@ fn the_probe_verdict_comes_from_the_webhook_annotations() {
         "MutatingWebhookConfiguration istio-sidecar-injector-external-istiod-external-istiod not found"
     );
     let mut annotations = BTreeMap::new();
-    assert!(remote_probe(&name, Some(&annotations)).unwrap_err().starts_with("invalid or missing annotation"));
+    assert!(
+        remote_probe(&name, Some(&annotations))
+            .unwrap_err()
+            .starts_with("invalid or missing annotation")
+    );
     annotations.insert("sailoperator.io/readinessProbe.status".to_string(), "false".to_string());
     assert_eq!(remote_probe(&name, Some(&annotations)).unwrap_err(), PROBE_FAILED);
     annotations.insert("sailoperator.io/readinessProbe.status".to_string(), "true".to_string());
@@ -82,7 +91,10 @@ fn the_probe_verdict_comes_from_the_webhook_annotations() {
 #[test]
 fn with_nodes_a_local_revision_follows_its_istiod_deployment() {
     let spec = json!({"version": "v1", "namespace": "n", "values": {}});
-    let mut world = Facts { nodes: true, ..facts(&["n"]) };
+    let mut world = Facts {
+        nodes: true,
+        ..facts(&["n"])
+    };
     let reason = |world: &Facts| revision("r", &spec, world, &INSTALLED)[1].message.clone();
     assert_eq!(reason(&world), "istiod Deployment not found");
     world.istiod = Some((1, 0));
@@ -124,7 +136,10 @@ fn cni_dependency_only_when_enabled() {
 #[test]
 fn cni_readiness_follows_its_daemonset_when_pods_run() {
     let spec = json!({"version": "v1", "namespace": "kube-system"});
-    let mut world = Facts { nodes: true, ..facts(&["kube-system"]) };
+    let mut world = Facts {
+        nodes: true,
+        ..facts(&["kube-system"])
+    };
     assert_eq!(istio_cni(&spec, &world, &INSTALLED).0[1].reason, "DaemonSetNotReady");
     world.cni_daemonset = Some((2, 2));
     assert_eq!(istio_cni(&spec, &world, &INSTALLED).0[1].status, "True");

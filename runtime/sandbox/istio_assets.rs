@@ -41,27 +41,29 @@ impl IstioAssets {
             kwok: kwok_dir.join("kwok"),
             kwok_stages: kwok_dir.join("stages.yaml"),
         };
-        let missing: Vec<String> = [
+        let files = [
             &assets.istio_render,
             &assets.istioctl,
             &assets.pilot_discovery,
             &assets.kwok,
             &assets.kwok_stages,
-        ]
-        .iter()
-        .filter(|p| !p.is_file())
-        .map(|p| p.display().to_string())
-        .collect();
-        if missing.is_empty() {
-            Ok(assets)
-        } else {
-            Err(Error::TestBedMissing {
-                what: format!("Istio {istio} and kwok {kwok} test-bed binaries"),
-                missing: missing.join(", "),
-                command: INSTALL_COMMAND.into(),
-            })
-        }
+        ];
+        require_files(&format!("Istio {istio} and kwok {kwok} test-bed binaries"), INSTALL_COMMAND, &files)?;
+        Ok(assets)
     }
+}
+
+/// One error naming every missing file of `what` and the command that builds them.
+pub fn require_files(what: &str, command: &str, files: &[&PathBuf]) -> Result<()> {
+    let missing: Vec<String> = files.iter().filter(|p| !p.is_file()).map(|p| p.display().to_string()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::TestBedMissing {
+        what: what.to_string(),
+        missing: missing.join(", "),
+        command: command.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -38,20 +38,9 @@ impl KwokAssets {
             binary: dir.join("kwok"),
             stages: dir.join("stages.yaml"),
         };
-        let missing: Vec<String> = [&assets.binary, &assets.stages]
-            .iter()
-            .filter(|p| !p.is_file())
-            .map(|p| p.display().to_string())
-            .collect();
-        if missing.is_empty() {
-            Ok(assets)
-        } else {
-            Err(Error::TestBedMissing {
-                what: format!("kwok {version}"),
-                missing: missing.join(", "),
-                command: "scripts/istio-assets.sh kwok".into(),
-            })
-        }
+        let command = format!("{} kwok", super::istio_assets::INSTALL_COMMAND);
+        super::istio_assets::require_files(&format!("kwok {version}"), &command, &[&assets.binary, &assets.stages])?;
+        Ok(assets)
     }
 }
 

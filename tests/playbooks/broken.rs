@@ -18,34 +18,27 @@ fn inputs(api_server: &str) -> Vec<(&str, &str)> {
     ]
 }
 
-/// `istio::wait_ready` on the control plane's external Istio, as external.rhai's step 8.7 does.
-fn wait_control_plane(sandbox: &SandboxHandle, timeout: &str) -> crate::support::Output {
+/// `istio::wait_ready` on `istio/external-istiod` of `context`, as external.rhai's steps 8.7-8.8 do.
+fn wait_istio(sandbox: &SandboxHandle, context: &str, timeout: &str) -> crate::support::Output {
     Test::new()
         .kubeconfig(sandbox.kubeconfig())
         .playbook(
             "wait.rhai",
             &format!(
                 r#"import "mesh/istio" as istio;
-                istio::wait_ready(cluster("control-plane"), "istio/external-istiod", "{timeout}");"#
+                istio::wait_ready(cluster("{context}"), "istio/external-istiod", "{timeout}");"#
             ),
         )
         .args(["run", "wait.rhai"])
         .run()
 }
 
-/// `istio::wait_ready` on the data plane's remote Istio, as external.rhai's step 8.8 does.
+fn wait_control_plane(sandbox: &SandboxHandle, timeout: &str) -> crate::support::Output {
+    wait_istio(sandbox, "control-plane", timeout)
+}
+
 fn wait_data_plane(sandbox: &SandboxHandle, timeout: &str) -> crate::support::Output {
-    Test::new()
-        .kubeconfig(sandbox.kubeconfig())
-        .playbook(
-            "wait.rhai",
-            &format!(
-                r#"import "mesh/istio" as istio;
-                istio::wait_ready(cluster("data-plane"), "istio/external-istiod", "{timeout}");"#
-            ),
-        )
-        .args(["run", "wait.rhai"])
-        .run()
+    wait_istio(sandbox, "data-plane", timeout)
 }
 
 /// Until the data plane's Istio is no longer Ready (the probe runs every 3 s).

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine, in one command: install the Kubernetes
-# binaries (cached), build mesh-run, start two local real clusters with the
-# simulated Sail Operator, run playbooks/external.rhai, stop the clusters.
+# The main job on a fresh machine, in one command: install the Kubernetes and
+# Istio test-bed binaries (cached), build mesh-run, start two local real
+# clusters (a real istiod, the simulated Sail Operator), run
+# playbooks/external.rhai, stop the clusters. As root (the sandbox's network
+# namespace); without root the sandbox falls back and says so.
 #
 #   scripts/demo.sh [extra mesh-run options, e.g. --dry-run or --output json]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/kube-assets.sh current
+scripts/istio-assets.sh
 cargo build --release --locked --quiet
 bin=target/release/mesh-run
 dir=$(mktemp -d /tmp/mesh-run-demo.XXXXXX)

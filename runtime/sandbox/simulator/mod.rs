@@ -2,6 +2,7 @@
 //! Every log line they print starts with "simulated".
 
 pub mod charts;
+pub mod cluster_facts;
 pub mod helm_release;
 pub mod ingress_gateway;
 pub mod istio_status;

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -27,11 +27,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::SimulatedCluster;
 use super::charts::{Chart, Charts};
+use super::cluster_facts::{cni_daemonset, istiod_deployment, remote_probe_verdict, remote_reachable, revision_counts};
 use super::helm_release::{Installer, ObjectKey, owner_reference, post_render};
 use super::istio_status::{self, Condition, Facts};
 use super::istio_values;
 use super::readiness_probe;
-use super::remote_access::{RETRY_AFTER, RemoteAccess, SecretSource};
+use super::remote_access::{RETRY_AFTER, RemoteAccess};
 use super::watched_cluster::{ClusterState, sail_resource, watch_cluster};
 
 const SAIL_API_VERSION: &str = "sailoperator.io/v1";
@@ -369,111 +370,6 @@ impl Operator {
         );
         result
     }
-}
-
-/// What Sail's probe wrote on the revision's injection webhook configuration.
-fn remote_probe_verdict(state: &ClusterState, spec: &Value, revision: &str) -> Result<(), String> {
-    let namespace = spec.get("namespace").and_then(Value::as_str).unwrap_or("istio-system");
-    let name = istio_status::injector_webhook_name(revision, namespace);
-    let webhook = state.webhooks.state().into_iter().find(|w| w.name_any() == name);
-    let annotations = webhook.as_ref().map(|w| w.annotations());
-    istio_status::remote_probe(&name, annotations)
-}
-
-/// `(replicas, readyReplicas)` of Deployment `istiod[-<revision>]` in the revision's namespace.
-fn istiod_deployment(state: &ClusterState, spec: &Value, revision: &str) -> Option<(i32, i32)> {
-    let namespace = spec.get("namespace").and_then(Value::as_str)?;
-    let name = if revision == "default" {
-        "istiod".to_string()
-    } else {
-        format!("istiod-{revision}")
-    };
-    let deployment = state
-        .deployments
-        .state()
-        .into_iter()
-        .find(|d| d.name_any() == name && d.namespace().as_deref() == Some(namespace))?;
-    let status = deployment.status.clone().unwrap_or_default();
-    Some((status.replicas.unwrap_or(0), status.ready_replicas.unwrap_or(0)))
-}
-
-/// `(desiredNumberScheduled, numberReady)` of DaemonSet `istio-cni-node` in the IstioCNI's namespace.
-fn cni_daemonset(state: &ClusterState, spec: &Value) -> Option<(i32, i32)> {
-    let namespace = spec.get("namespace").and_then(Value::as_str)?;
-    let daemonset = state
-        .daemonsets
-        .state()
-        .into_iter()
-        .find(|d| d.name_any() == "istio-cni-node" && d.namespace().as_deref() == Some(namespace))?;
-    let status = daemonset.status.clone().unwrap_or_default();
-    Some((status.desired_number_scheduled, status.number_ready))
-}
-
-/// `(total, ready, inUse)` over the IstioRevisions `istio` owns; the active
-/// one counts with the conditions just computed (the store may lag).
-fn revision_counts(state: &ClusterState, istio: &DynamicObject, active: &str, conditions: &[Condition]) -> (usize, usize, usize) {
-    let is_true = |kind: &str, conditions: &[Condition]| conditions.iter().any(|c| c.kind == kind && c.status == "True");
-    let mut counts = (
-        1,
-        usize::from(is_true("Ready", conditions)),
-        usize::from(is_true("InUse", conditions)),
-    );
-    for revision in state.revisions.state() {
-        let owned = revision
-            .owner_references()
-            .iter()
-            .any(|o| Some(&o.uid) == istio.metadata.uid.as_ref());
-        if !owned || revision.name_any() == active {
-            continue;
-        }
-        let status_true = |kind: &str| {
-            revision
-                .data
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .is_some_and(|list| list.iter().any(|c| c["type"] == kind && c["status"] == "True"))
-        };
-        counts.0 += 1;
-        counts.1 += usize::from(status_true("Ready"));
-        counts.2 += usize::from(status_true("InUse"));
-    }
-    counts
-}
-
-/// Some other cluster runs an external control plane (an Istio with
-/// `EXTERNAL_ISTIOD=true`) whose namespace holds a remote secret that
-/// authenticates to `target`.
-async fn remote_reachable(target: &ClusterState, all: &[ClusterState], access: &mut RemoteAccess) -> bool {
-    for other in all.iter().filter(|c| c.view.name != target.view.name) {
-        let namespaces: Vec<String> = other
-            .istios
-            .state()
-            .iter()
-            .filter_map(|i| i.data.get("spec"))
-            .filter(|spec| istio_status::is_external_control_plane(spec))
-            .map(|spec| spec.get("namespace").and_then(Value::as_str).unwrap_or("istio-system").to_string())
-            .collect();
-        for secret in other.remote_secrets.state() {
-            let namespace = secret.namespace().unwrap_or_default();
-            if !namespaces.contains(&namespace) {
-                continue;
-            }
-            for (key, value) in secret.data.iter().flatten() {
-                let source = SecretSource {
-                    cluster: &other.view.name,
-                    namespace: &namespace,
-                    name: &secret.name_any(),
-                    uid: secret.meta().uid.as_deref().unwrap_or(""),
-                    resource_version: secret.meta().resource_version.as_deref().unwrap_or(""),
-                    key,
-                };
-                if access.authenticates(&target.view, &source, &value.0).await {
-                    return true;
-                }
-            }
-        }
-    }
-    false
 }
 
 /// Patches `status` when it differs from what the object carries.

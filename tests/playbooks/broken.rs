@@ -10,14 +10,6 @@ use crate::support::{self, Test};
 
 const CLUSTERS: &[&str] = &["control-plane", "data-plane"];
 
-fn inputs(api_server: &str) -> Vec<(&str, &str)> {
-    vec![
-        ("CTX_CONTROL_PLANE_CLUSTER", "control-plane"),
-        ("CTX_DATA_PLANE_CLUSTER", "data-plane"),
-        ("DATA_PLANE_API_SERVER", api_server),
-    ]
-}
-
 /// `istio::wait_ready` on `istio/external-istiod` of `context`, as external.rhai's steps 8.7-8.8 do.
 fn wait_istio(sandbox: &SandboxHandle, context: &str, timeout: &str) -> crate::support::Output {
     Test::new()

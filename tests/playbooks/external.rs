@@ -14,14 +14,6 @@ use crate::support::{self, Test};
 
 const CLUSTERS: &[&str] = &["control-plane", "data-plane"];
 
-fn inputs(api_server: &str) -> Vec<(&str, &str)> {
-    vec![
-        ("CTX_CONTROL_PLANE_CLUSTER", "control-plane"),
-        ("CTX_DATA_PLANE_CLUSTER", "data-plane"),
-        ("DATA_PLANE_API_SERVER", api_server),
-    ]
-}
-
 #[tokio::test]
 async fn external_procedure_then_rerun_verify_and_teardown() {
     let sandbox = support::sandbox("external", CLUSTERS);

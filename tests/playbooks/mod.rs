@@ -20,6 +20,15 @@ mod multi_dataplane;
 mod multi_mesh;
 mod rendered;
 
+/// external.rhai's inputs on a control-plane/data-plane sandbox.
+fn inputs(api_server: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("CTX_CONTROL_PLANE_CLUSTER", "control-plane"),
+        ("CTX_DATA_PLANE_CLUSTER", "data-plane"),
+        ("DATA_PLANE_API_SERVER", api_server),
+    ]
+}
+
 /// Runs `playbooks/<name>` of this repository with `--set KEY=VALUE` inputs.
 fn run(sandbox: &SandboxHandle, name: &str, sets: &[(&str, &str)], extra: &[&str]) -> Output {
     let playbook = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("playbooks").join(name);

@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod metadata;
 pub mod object_ref;
 pub mod remote_secret;
+pub mod rollout;
 pub mod trace;
 pub mod watch;
 

@@ -23,6 +23,7 @@ mod http_get;
 mod input;
 mod label;
 mod parallel;
+mod rollout_restart;
 mod server;
 mod wait;
 
@@ -51,6 +52,7 @@ pub const ALL: &[&Primitive] = &[
     &label::PRIMITIVE,
     &annotate::PRIMITIVE,
     &delete::PRIMITIVE,
+    &rollout_restart::PRIMITIVE,
     &exec::PRIMITIVE,
     &http_get::PRIMITIVE,
     &parallel::PRIMITIVE,

@@ -12,6 +12,7 @@ mod apply;
 mod errors;
 mod get_jsonpath;
 mod objects;
+mod rollout_restart;
 mod trace;
 mod wait;
 

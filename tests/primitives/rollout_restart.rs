@@ -1,0 +1,132 @@
+//! `rollout_restart`: kubectl's restart annotation, new pods on the kwok
+//! Nodes, and the call returns only once the rollout is done.
+
+use std::collections::BTreeSet;
+
+use super::{kubectl, mesh, sandbox};
+
+/// A Deployment (2 replicas) and a DaemonSet of pause pods in `namespace`.
+/// (The sandbox runs no StatefulSet controller: in-file tests cover that kind.)
+fn workloads(namespace: &str) {
+    kubectl("data-plane", &["create", "namespace", namespace]);
+    let manifest = format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{ name: web, namespace: {namespace}, labels: {{ tier: front }} }}
+spec:
+  replicas: 2
+  selector: {{ matchLabels: {{ app: web }} }}
+  template:
+    metadata: {{ labels: {{ app: web }} }}
+    spec: {{ containers: [{{ name: app, image: registry.k8s.io/pause:3.10 }}] }}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{ name: agent, namespace: {namespace}, labels: {{ tier: node }} }}
+spec:
+  selector: {{ matchLabels: {{ app: agent }} }}
+  template:
+    metadata: {{ labels: {{ app: agent }} }}
+    spec: {{ containers: [{{ name: app, image: registry.k8s.io/pause:3.10 }}] }}
+"#
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifest).unwrap();
+    kubectl("data-plane", &["apply", "-f", &file.path().display().to_string()]);
+    for workload in ["deploy/web", "ds/agent"] {
+        kubectl("data-plane", &["rollout", "status", workload, "-n", namespace, "--timeout=90s"]);
+    }
+}
+
+fn pod_names(namespace: &str, app: &str) -> BTreeSet<String> {
+    let out = kubectl(
+        "data-plane",
+        &[
+            "get",
+            "pods",
+            "-n",
+            namespace,
+            "-l",
+            &format!("app={app}"),
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    );
+    out.split_whitespace().map(str::to_string).collect()
+}
+
+fn jsonpath(namespace: &str, object: &str, path: &str) -> String {
+    kubectl("data-plane", &["get", object, "-n", namespace, "-o", &format!("jsonpath={path}")])
+}
+
+#[test]
+fn restarts_a_deployment_and_returns_once_it_rolled_out() {
+    let ns = "prim-rollout-deploy";
+    workloads(ns);
+    let before = pod_names(ns, "web");
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // A dry run patches nothing.
+    super::mesh_with(
+        &format!(r#"cluster("data-plane").rollout_restart("deploy/web", #{{ namespace: "{ns}" }});"#),
+        &["--dry-run"],
+    )
+    .status(0)
+    .stdout_contains("restarted (dry run)");
+    let annotation = r#"{.spec.template.metadata.annotations.kubectl\.kubernetes\.io/restartedAt}"#;
+    assert_eq!(jsonpath(ns, "deploy/web", annotation), "");
+
+    mesh(&format!(
+        r#"let names = cluster("data-plane").rollout_restart("deploy/web", #{{ namespace: "{ns}", timeout: "90s" }});
+print(`names=${{names}}`);"#
+    ))
+    .status(0)
+    .stdout_contains(&format!("names=[\"Deployment {ns}/web\"]"))
+    .stdout_contains("rolled out");
+
+    // Read at once: the call returned only after the rollout finished.
+    assert!(!jsonpath(ns, "deploy/web", annotation).is_empty(), "kubectl's restart annotation");
+    let generation = jsonpath(ns, "deploy/web", "{.metadata.generation}");
+    assert_eq!(jsonpath(ns, "deploy/web", "{.status.observedGeneration}"), generation);
+    assert_eq!(jsonpath(ns, "deploy/web", "{.status.updatedReplicas}"), "2");
+    assert_eq!(jsonpath(ns, "deploy/web", "{.status.availableReplicas}"), "2");
+    assert_eq!(jsonpath(ns, "deploy/web", "{.status.replicas}"), "2", "old replicas gone");
+    let after = pod_names(ns, "web");
+    let running = kubectl(
+        "data-plane",
+        &["get", "pods", "-n", ns, "-l", "app=web", "-o", "jsonpath={.items[*].status.phase}"],
+    );
+    assert!(before.is_disjoint(&after), "new pods: {before:?} then {after:?} ({running})");
+}
+
+#[test]
+fn restarts_every_object_of_a_kind_matching_a_selector() {
+    let ns = "prim-rollout-selector";
+    workloads(ns);
+    let agents = pod_names(ns, "agent");
+    let web = pod_names(ns, "web");
+    mesh(&format!(
+        r#"let dp = cluster("data-plane");
+let a = dp.rollout_restart("ds", #{{ namespace: "{ns}", selector: "tier=node", timeout: "90s" }});
+let b = dp.rollout_restart("daemonsets", #{{ namespace: "{ns}", selector: "tier=front" }});
+let none = dp.rollout_restart("deployments", #{{ namespace: "{ns}", selector: "tier=none" }});
+print(`restarted=${{a + b}} none=${{none.len()}}`);"#
+    ))
+    .status(0)
+    .stdout_contains(&format!("restarted=[\"DaemonSet {ns}/agent\"] none=0"));
+    assert!(agents.is_disjoint(&pod_names(ns, "agent")), "the DaemonSet's pods are new");
+    assert_eq!(web, pod_names(ns, "web"), "the Deployment did not match");
+    let ds_gen = jsonpath(ns, "ds/agent", "{.metadata.generation}");
+    assert_eq!(jsonpath(ns, "ds/agent", "{.status.observedGeneration}"), ds_gen);
+    assert_eq!(jsonpath(ns, "ds/agent", "{.status.updatedNumberScheduled}"), "2");
+    assert_eq!(jsonpath(ns, "ds/agent", "{.status.numberAvailable}"), "2");
+}
+
+#[test]
+fn refuses_what_has_no_rollout() {
+    let _ = sandbox();
+    mesh(r#"cluster("data-plane").rollout_restart("cm/kube-root-ca.crt");"#)
+        .status(2)
+        .stderr_contains("only Deployment, DaemonSet, StatefulSet have rollouts");
+}

@@ -79,6 +79,9 @@ pub enum Command {
     Check {
         #[arg(required = true, value_name = "PLAYBOOK")]
         playbooks: Vec<PathBuf>,
+        /// Read `mesh/...` modules from DIR before the built-in stdlib.
+        #[arg(long, value_name = "DIR", env = "MESH_RUN_STDLIB")]
+        stdlib: Option<PathBuf>,
     },
     /// Print the reference of every primitive a playbook can call.
     Doc,
@@ -112,6 +115,28 @@ pub struct RunArgs {
     /// Stop the whole run after this long, e.g. `10m`.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
+
+    /// Give up on any one API request after this long (kubectl's flag; `0`: never). A watch is
+    /// ended by the server within this long and given this long again before its connection counts as dead.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_request_timeout)]
+    pub request_timeout: RequestTimeout,
+
+    /// Read `mesh/...` modules and bundled manifests from DIR before the built-in stdlib
+    /// (to try stdlib edits without rebuilding). Announced on stderr.
+    #[arg(long, value_name = "DIR", env = "MESH_RUN_STDLIB")]
+    pub stdlib: Option<PathBuf>,
+}
+
+/// `--request-timeout`: None means no deadline (`0`, as kubectl).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestTimeout(pub Option<std::time::Duration>);
+
+fn parse_request_timeout(s: &str) -> Result<RequestTimeout, String> {
+    if s.trim() == "0" {
+        return Ok(RequestTimeout(None));
+    }
+    let d = humantime::parse_duration(s).map_err(|e| format!("expected a duration like 30s or 2m, or 0 for none: {e}"))?;
+    Ok(RequestTimeout((!d.is_zero()).then_some(d)))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -164,7 +189,22 @@ mod tests {
         assert_eq!(run.playbook, PathBuf::from("p.rhai"));
         assert!(run.dry_run);
         let cli = Cli::try_parse_from(["mesh-run", "check", "a.rhai", "b.rhai"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Check { playbooks }) if playbooks.len() == 2));
+        assert!(matches!(cli.command, Some(Command::Check { playbooks, .. }) if playbooks.len() == 2));
+    }
+
+    #[test]
+    fn request_timeout_is_finite_unless_zero() {
+        let cli = Cli::try_parse_from(["mesh-run", "p.rhai"]).unwrap();
+        assert_eq!(
+            cli.run.unwrap().request_timeout,
+            RequestTimeout(Some(std::time::Duration::from_secs(30)))
+        );
+        assert_eq!(
+            parse_request_timeout("2s").unwrap(),
+            RequestTimeout(Some(std::time::Duration::from_secs(2)))
+        );
+        assert_eq!(parse_request_timeout("0").unwrap(), RequestTimeout(None));
+        assert!(parse_request_timeout("soon").is_err());
     }
 
     #[test]

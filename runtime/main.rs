@@ -19,8 +19,11 @@ fn main() -> ExitCode {
     };
     let code = match (cli.command, cli.run) {
         (Some(Command::Run(args)), _) | (None, Some(args)) => run_once(&runtime, args),
-        (Some(Command::Watch { run, clear }), _) => mesh_run::watch::watch(&runtime, options(run), clear),
-        (Some(Command::Check { playbooks }), _) => check(&playbooks),
+        (Some(Command::Watch { run, clear }), _) => match checked_options(run) {
+            Ok(opts) => mesh_run::watch::watch(&runtime, opts, clear),
+            Err(code) => code,
+        },
+        (Some(Command::Check { playbooks, stdlib }), _) => check(&playbooks, stdlib.as_deref()),
         (Some(Command::Doc), _) => {
             print!("{}", mesh_run::primitives::reference());
             0
@@ -42,11 +45,28 @@ pub fn options(args: RunArgs) -> RunOptions {
         dry_run: args.dry_run,
         output: args.output,
         timeout: args.timeout,
+        stdlib: args.stdlib,
+        request_timeout: args.request_timeout.0,
     }
 }
 
-fn run_once(runtime: &tokio::runtime::Runtime, args: RunArgs) -> u8 {
+/// The run's options, once a `--stdlib` override is checked and announced.
+fn checked_options(args: RunArgs) -> Result<RunOptions, u8> {
     let opts = options(args);
+    if let Some(dir) = &opts.stdlib
+        && let Err(e) = mesh_run::stdlib::announce_override(dir)
+    {
+        eprintln!("error[usage]: {e}");
+        return Err(2);
+    }
+    Ok(opts)
+}
+
+fn run_once(runtime: &tokio::runtime::Runtime, args: RunArgs) -> u8 {
+    let opts = match checked_options(args) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     let bridge = Bridge::new(runtime.handle().clone());
     runtime.spawn(stop_on_signals(bridge.clone()));
     if let Some(t) = opts.timeout {
@@ -86,10 +106,16 @@ async fn stop_on_signals(bridge: Bridge) {
     std::process::exit(130);
 }
 
-fn check(playbooks: &[std::path::PathBuf]) -> u8 {
+fn check(playbooks: &[std::path::PathBuf], stdlib: Option<&std::path::Path>) -> u8 {
+    if let Some(dir) = stdlib
+        && let Err(e) = mesh_run::stdlib::announce_override(dir)
+    {
+        eprintln!("error[usage]: {e}");
+        return 2;
+    }
     let mut failed = false;
     for p in playbooks {
-        match run::check(p) {
+        match run::check(p, stdlib) {
             Ok(n) => println!("ok {} ({n} script{})", p.display(), if n == 1 { "" } else { "s" }),
             Err(e) => {
                 eprintln!("{e}");

@@ -1,6 +1,7 @@
-//! Resolving `import` in playbooks: `import "mesh/istio"` is the stdlib (on
-//! disk beside the playbooks when present, else embedded); any other path is
-//! a file relative to the importing script. Every file loaded is recorded
+//! Resolving `import` in playbooks: `import "mesh/istio"` is the stdlib (the
+//! embedded one, or the folder given with `--stdlib`); any other path is a
+//! file relative to the importing script's folder (the playbook's folder for
+//! the playbook and the built-in modules). Every file loaded is recorded
 //! (watch mode watches them) with its text (diagnostics quote it). A resolver
 //! lives for one run, so a rerun really reloads edited modules.
 
@@ -27,6 +28,8 @@ impl Sources {
 
 pub struct Resolver {
     base_dir: PathBuf,
+    /// `--stdlib DIR` / `$MESH_RUN_STDLIB`: read before the embedded stdlib.
+    stdlib_dir: Option<PathBuf>,
     pub sources: Sources,
     /// Files on disk the run imported, for watch mode.
     pub files: Arc<Mutex<Vec<PathBuf>>>,
@@ -34,9 +37,10 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(base_dir: &Path, sources: Sources) -> Self {
+    pub fn new(base_dir: &Path, stdlib_dir: Option<&Path>, sources: Sources) -> Self {
         Resolver {
             base_dir: base_dir.to_path_buf(),
+            stdlib_dir: stdlib_dir.map(Path::to_path_buf),
             sources,
             files: Default::default(),
             cache: Default::default(),
@@ -52,7 +56,7 @@ impl Resolver {
         };
         if let Some(name) = with_ext.strip_prefix("mesh/") {
             let key = name.trim_end_matches(".rhai");
-            return match stdlib::find(&self.base_dir, name, stdlib::MODULES, key) {
+            return match stdlib::find(self.stdlib_dir.as_deref(), name, stdlib::MODULES, key) {
                 Some(stdlib::Source::File(p)) => {
                     let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
                     Ok((text, p.display().to_string(), Some(p)))
@@ -79,8 +83,13 @@ impl Resolver {
 }
 
 /// For `mesh-run check`: where an import comes from, without running anything.
-pub fn locate_for_check(base_dir: &Path, importer: Option<&str>, path: &str) -> Result<(String, String), String> {
-    let (text, name, _) = Resolver::new(base_dir, Sources::default()).locate(importer, path)?;
+pub fn locate_for_check(
+    base_dir: &Path,
+    stdlib_dir: Option<&Path>,
+    importer: Option<&str>,
+    path: &str,
+) -> Result<(String, String), String> {
+    let (text, name, _) = Resolver::new(base_dir, stdlib_dir, Sources::default()).locate(importer, path)?;
     Ok((name, text))
 }
 

@@ -22,6 +22,10 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub output: Format,
     pub timeout: Option<Duration>,
+    /// `--stdlib DIR` / `$MESH_RUN_STDLIB`; None: the built-in stdlib only.
+    pub stdlib: Option<PathBuf>,
+    /// `--request-timeout`: the deadline of every API request (None: none).
+    pub request_timeout: Option<Duration>,
 }
 
 pub struct RunOutcome {
@@ -43,14 +47,15 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
         .to_path_buf();
     let session = Arc::new(Session {
         bridge: bridge.clone(),
-        clusters: Clusters::new(opts.kubeconfig.clone()),
+        clusters: Clusters::new(opts.kubeconfig.clone(), opts.request_timeout),
         reporter,
         dry_run: opts.dry_run,
         sets: opts.sets.clone(),
         base_dir: base_dir.clone(),
+        stdlib_dir: opts.stdlib.clone(),
         files_read: Mutex::new(Vec::new()),
     });
-    let resolver = Resolver::new(&base_dir, sources.clone());
+    let resolver = Resolver::new(&base_dir, opts.stdlib.as_deref(), sources.clone());
     let imported = resolver.files.clone();
     let engine = crate::engine::build(&session, resolver);
 
@@ -99,7 +104,7 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
 
 /// `mesh-run check`: compile a playbook and every module it imports, with
 /// no cluster access (imports are followed by reading, not running).
-pub fn check(playbook: &Path) -> Result<usize, String> {
+pub fn check(playbook: &Path, stdlib_dir: Option<&Path>) -> Result<usize, String> {
     let engine = crate::engine::bare();
     let sources = Sources::default();
     let base_dir = playbook
@@ -121,8 +126,8 @@ pub fn check(playbook: &Path) -> Result<usize, String> {
             .compile(&text)
             .map_err(|e| Diagnostic::from_rhai(&rhai::EvalAltResult::ErrorParsing(*e.0, e.1), &name, None).render(&sources))?;
         for import in imports(&text) {
-            let module =
-                crate::modules::locate_for_check(&base_dir, Some(&name), &import).map_err(|e| format!("error[script]: {name}: {e}"))?;
+            let module = crate::modules::locate_for_check(&base_dir, stdlib_dir, Some(&name), &import)
+                .map_err(|e| format!("error[script]: {name}: {e}"))?;
             pending.push(module);
         }
         seen.push(name);

@@ -19,6 +19,8 @@ pub struct Session {
     pub sets: HashMap<String, String>,
     /// The playbook's folder: relative paths in `apply_file` start here.
     pub base_dir: PathBuf,
+    /// `--stdlib DIR`: bundled manifests are read there before the embedded ones.
+    pub stdlib_dir: Option<PathBuf>,
     /// Local files the run read (manifests), for watch mode.
     pub files_read: Mutex<Vec<PathBuf>>,
 }

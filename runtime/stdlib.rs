@@ -1,9 +1,11 @@
 //! The standard library shipped inside the binary: Rhai modules
 //! (`import "mesh/istio"`) and the manifests the procedure fetches by URL
 //! (`apply_file("controlplane-gateway.yaml")`), so playbooks run offline.
-//! A `stdlib/` folder beside the playbook's folder (the repository layout)
-//! or `$MESH_RUN_STDLIB` wins over the embedded copy, so edits are seen —
-//! and watched — without rebuilding.
+//! The embedded copy is what runs, wherever the playbook is: code is never
+//! picked up from a folder the user did not name (issue 15: a `stdlib/`
+//! beside a playbook in a shared temporary folder used to win). Only
+//! `--stdlib DIR` / `$MESH_RUN_STDLIB` puts a folder first — announced on
+//! stderr — so stdlib edits are seen, and watched, without rebuilding.
 
 use std::path::{Path, PathBuf};
 
@@ -35,18 +37,26 @@ pub enum Source {
     Embedded(&'static str),
 }
 
-/// The on-disk stdlib for playbooks in `base_dir`, if there is one.
-pub fn disk_dir(base_dir: &Path) -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("MESH_RUN_STDLIB") {
-        return Some(PathBuf::from(dir));
+/// Checks a `--stdlib DIR` / `$MESH_RUN_STDLIB` override and says on stderr
+/// that it replaces the built-in stdlib (a run must not change silently).
+pub fn announce_override(dir: &Path) -> Result<(), String> {
+    if !dir.is_dir() {
+        return Err(format!(
+            "--stdlib / MESH_RUN_STDLIB: {} is not a folder (give the folder holding istio.rhai and manifests/, or unset it to use the built-in stdlib)",
+            dir.display()
+        ));
     }
-    let candidate = base_dir.parent()?.join("stdlib");
-    candidate.is_dir().then_some(candidate)
+    eprintln!(
+        "note: stdlib modules and bundled manifests are read from {} (--stdlib / MESH_RUN_STDLIB) before the built-in ones",
+        dir.display()
+    );
+    Ok(())
 }
 
-/// Finds `relative` (e.g. `istio.rhai`, `manifests/sleep.yaml`) in the stdlib.
-pub fn find(base_dir: &Path, relative: &str, embedded: &[(&'static str, &'static str)], key: &str) -> Option<Source> {
-    if let Some(dir) = disk_dir(base_dir) {
+/// Finds `relative` (e.g. `istio.rhai`, `manifests/sleep.yaml`) in the
+/// override folder, if the user gave one, else in the embedded stdlib.
+pub fn find(override_dir: Option<&Path>, relative: &str, embedded: &[(&'static str, &'static str)], key: &str) -> Option<Source> {
+    if let Some(dir) = override_dir {
         let p = dir.join(relative);
         if p.is_file() {
             return Some(Source::File(p));
@@ -64,6 +74,27 @@ mod tests {
     use super::*;
 
     /// Every file in stdlib/ is embedded, so the binary works outside the repository.
+    /// A `stdlib/` folder beside the playbook's folder is not code the user chose.
+    #[test]
+    fn only_an_explicit_folder_overrides_the_embedded_stdlib() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("stdlib")).unwrap();
+        std::fs::write(root.path().join("stdlib/istio.rhai"), "planted").unwrap();
+        assert!(matches!(find(None, "istio.rhai", MODULES, "istio"), Some(Source::Embedded(_))));
+        let chosen = root.path().join("stdlib");
+        assert!(matches!(find(Some(&chosen), "istio.rhai", MODULES, "istio"), Some(Source::File(p)) if p == chosen.join("istio.rhai")));
+        // A file the override lacks still comes from the built-in stdlib.
+        assert!(matches!(
+            find(Some(&chosen), "verify.rhai", MODULES, "verify"),
+            Some(Source::Embedded(_))
+        ));
+        assert!(
+            announce_override(&root.path().join("missing"))
+                .unwrap_err()
+                .contains("is not a folder")
+        );
+    }
+
     #[test]
     fn every_stdlib_file_is_embedded() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("stdlib");

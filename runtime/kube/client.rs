@@ -3,6 +3,7 @@
 //! (not typed `Api<K>`) because mesh-run handles any kind a playbook names and
 //! needs the HTTP status (201 created vs 200 updated, 409 conflict).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +20,14 @@ pub struct ClusterClient {
     pub name: String,
     pub url: String,
     pub client: kube::Client,
+    /// `--request-timeout`: every request's deadline (None: none, as kubectl's `0`).
+    pub request_timeout: Option<Duration>,
     discovery: RwLock<Option<Arc<Discovery>>>,
 }
+
+/// The watch length asked of the server when requests have no deadline
+/// (kubectl's reflectors ask 5–10 min; the server's own limit is 30 min+).
+const WATCH_WITHOUT_DEADLINE: Duration = Duration::from_secs(290);
 
 /// A response with its status; `body` is JSON (or Null when empty).
 pub struct Response {
@@ -29,7 +36,7 @@ pub struct Response {
 }
 
 impl ClusterClient {
-    pub fn new(name: &str, config: kube::Config) -> Result<Self> {
+    pub fn new(name: &str, config: kube::Config, request_timeout: Option<Duration>) -> Result<Self> {
         let url = config.cluster_url.to_string().trim_end_matches('/').to_string();
         let client = connect(&config).map_err(|e| Error::Kubeconfig {
             path: format!("context {name}"),
@@ -39,8 +46,33 @@ impl ClusterClient {
             name: name.to_string(),
             url,
             client,
+            request_timeout,
             discovery: RwLock::new(None),
         })
+    }
+
+    /// The `Unreachable` error of a request that got no answer in time.
+    fn silent(&self, what: &str, after: Duration) -> Error {
+        self.unreachable(format!(
+            "{what} got no answer within {} (--request-timeout): the server accepts connections but does not respond (stopped, overloaded, or not an API server)",
+            humantime::format_duration(after)
+        ))
+    }
+
+    /// `fut` under the request deadline, if there is one.
+    async fn in_time<T>(&self, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        match self.request_timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.unwrap_or_else(|_| Err(self.silent(what, t))),
+            None => fut.await,
+        }
+    }
+
+    /// How long a watch asks the server to run: the request timeout (at
+    /// least 5 s, so a short one does not turn watches into polling).
+    pub fn watch_window(&self) -> Duration {
+        self.request_timeout
+            .map(|t| t.max(Duration::from_secs(5)))
+            .unwrap_or(WATCH_WITHOUT_DEADLINE)
     }
 
     pub fn unreachable(&self, err: impl std::fmt::Display) -> Error {
@@ -82,13 +114,17 @@ impl ClusterClient {
         let req = req
             .body(kube::client::Body::from(body))
             .map_err(|e| Error::usage(format!("bad request path {path}: {e}")))?;
-        let traced = trace::start();
-        let res = self.client.send(req).await;
-        trace::finish(traced, &self.name, &method, path, res.as_ref().ok().map(|r| r.status()));
-        let res = res.map_err(|e| self.unreachable(transport_reason(&e)))?;
-        let status = res.status();
-        let bytes = res.into_body().collect_bytes().await.map_err(|e| self.unreachable(e))?;
-        Ok((status, bytes))
+        let what = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        self.in_time(&what, async {
+            let traced = trace::start();
+            let res = self.client.send(req).await;
+            trace::finish(traced, &self.name, &method, path, res.as_ref().ok().map(|r| r.status()));
+            let res = res.map_err(|e| self.unreachable(transport_reason(&e)))?;
+            let status = res.status();
+            let bytes = res.into_body().collect_bytes().await.map_err(|e| self.unreachable(e))?;
+            Ok((status, bytes))
+        })
+        .await
     }
 
     /// GET returning `None` on 404.
@@ -102,73 +138,57 @@ impl ClusterClient {
     }
 
     /// A watch on `url` (which carries `watch=true` and its resourceVersion):
-    /// its events, transport failures mapped to `Unreachable`.
+    /// its events, transport failures mapped to `Unreachable`. The server is
+    /// asked to end it after `watch_window()`; one that has not ended it a
+    /// request timeout later is dead (a stopped process keeps its TCP
+    /// connections open, so keepalive cannot tell), and the stream ends
+    /// with `Unreachable`.
     pub async fn watch_events(&self, url: &str) -> Result<impl futures::Stream<Item = Result<kube::core::WatchEvent<Value>>> + use<>> {
-        let request = Request::get(url)
+        let window = self.watch_window();
+        let url = format!("{url}&timeoutSeconds={}", window.as_secs());
+        let request = Request::get(&url)
             .body(Vec::new())
             .map_err(|e| Error::usage(format!("bad watch path {url}: {e}")))?;
-        let traced = trace::start();
-        let events = self.client.request_events::<Value>(request).await;
-        trace::finish(traced, &self.name, &Method::GET, url, events.is_ok().then_some(StatusCode::OK));
-        let events = events.map_err(|e| self.unreachable(e))?;
-        let (name, url) = (self.name.clone(), self.url.clone());
-        Ok(futures::StreamExt::map(
-            events,
-            move |event: std::result::Result<_, kube::Error>| {
-                event.map_err(|e| Error::Unreachable {
-                    cluster: name.clone(),
-                    url: url.clone(),
-                    message: e.to_string(),
-                })
-            },
-        ))
-    }
-
-    /// Turns a failed response into the error a user can act on.
-    pub fn api_error(&self, res: &Response, object: &str, action: &str) -> Error {
-        let message = res
-            .body
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| {
-                format!(
-                    "HTTP {}: {}",
-                    res.status.as_u16(),
-                    res.body.to_string().chars().take(300).collect::<String>()
-                )
-            });
-        match res.status {
-            StatusCode::CONFLICT if res.body.get("reason").and_then(Value::as_str) == Some("Conflict") && action == "apply" => {
-                Error::Conflict {
-                    cluster: self.name.clone(),
-                    object: object.to_string(),
-                    fields: conflict_fields(&res.body, &message),
-                }
-            }
-            StatusCode::NOT_FOUND => Error::NotFound {
-                cluster: self.name.clone(),
-                object: object.to_string(),
-            },
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Api {
-                cluster: self.name.clone(),
-                object: object.to_string(),
-                message: format!("{action} not allowed: {message}"),
-            },
-            _ => {
-                let message = if message.contains("field not declared in schema") {
-                    format!("{message} (the manifest has a field the schema does not know: check its spelling and nesting)")
-                } else {
-                    message
+        let started = tokio::time::Instant::now();
+        let what = format!("watch {}", url.split('?').next().unwrap_or(&url));
+        let events = self
+            .in_time(&what, async {
+                let traced = trace::start();
+                let events = self.client.request_events::<Value>(request).await;
+                trace::finish(traced, &self.name, &Method::GET, &url, events.is_ok().then_some(StatusCode::OK));
+                events.map_err(|e| self.unreachable(e))
+            })
+            .await?;
+        let (name, cluster_url) = (self.name.clone(), self.url.clone());
+        let unreachable = move |message: String| Error::Unreachable {
+            cluster: name.clone(),
+            url: cluster_url.clone(),
+            message,
+        };
+        let deadline = self.request_timeout.map(|t| (started + window + t, window + t));
+        let events = Box::pin(events);
+        Ok(futures::stream::unfold(Some(events), move |state| {
+            let unreachable = unreachable.clone();
+            let what = what.clone();
+            async move {
+                let mut events = state?;
+                let next = match deadline {
+                    Some((at, after)) => match tokio::time::timeout_at(at, futures::StreamExt::next(&mut events)).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            let message = format!(
+                                "{what} was not ended by the server within {} (asked for {}; --request-timeout): the connection is dead",
+                                humantime::format_duration(after),
+                                humantime::format_duration(window)
+                            );
+                            return Some((Err(unreachable(message)), None));
+                        }
+                    },
+                    None => futures::StreamExt::next(&mut events).await,
                 };
-                Error::Rejected {
-                    cluster: self.name.clone(),
-                    object: object.to_string(),
-                    action: action.to_string(),
-                    message,
-                }
+                next.map(|event| (event.map_err(|e: kube::Error| unreachable(e.to_string())), Some(events)))
             }
-        }
+        }))
     }
 
     /// Discovery, fetched once per run and refreshed when a kind is missing
@@ -262,29 +282,6 @@ pub fn connect(config: &kube::Config) -> std::result::Result<kube::Client, Strin
     stack().map_err(|e| e.to_string())
 }
 
-/// Names the conflicting fields the API server listed in the Status causes.
-fn conflict_fields(body: &Value, message: &str) -> String {
-    let fields: Vec<String> = body
-        .pointer("/details/causes")
-        .and_then(Value::as_array)
-        .map(|causes| {
-            causes
-                .iter()
-                .map(|c| {
-                    let field = c.get("field").and_then(Value::as_str).unwrap_or("?");
-                    let msg = c.get("message").and_then(Value::as_str).unwrap_or("");
-                    format!("{field} ({msg})")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if fields.is_empty() {
-        message.to_string()
-    } else {
-        fields.join(", ")
-    }
-}
-
 /// The root cause of a transport error, without kube's wrapping.
 fn transport_reason(err: &kube::Error) -> String {
     let mut msg = err.to_string();
@@ -310,14 +307,50 @@ mod tests {
         assert!(err.contains("remove proxy-url"), "{err}");
     }
 
+    /// A client of a server that accepts connections and never answers.
+    async fn silent_server(request_timeout: Duration) -> (ClusterClient, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let config = kube::Config::new(url.parse().unwrap());
+        (ClusterClient::new("silent", config, Some(request_timeout)).unwrap(), held)
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_unreachable_within_the_request_timeout() {
+        let (client, held) = silent_server(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let err = client
+            .get_json("/api/v1/namespaces/x", &"Namespace x")
+            .await
+            .expect_err("no answer is an error");
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert_eq!(err.kind(), "unreachable");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("cluster silent: API server {} is unreachable", client.url)),
+            "{text}"
+        );
+        assert!(
+            text.contains("GET /api/v1/namespaces/x got no answer within 300ms (--request-timeout)"),
+            "{text}"
+        );
+        held.abort();
+    }
+
     #[test]
-    fn conflict_fields_lists_each_cause() {
-        let body = serde_json::json!({"details": {"causes": [
-            {"field": ".data.a", "message": "conflict with \"kubectl\""},
-            {"field": ".data.b", "message": "conflict with \"kubectl\""}
-        ]}});
-        let out = conflict_fields(&body, "fallback");
-        assert_eq!(out, ".data.a (conflict with \"kubectl\"), .data.b (conflict with \"kubectl\")");
-        assert_eq!(conflict_fields(&serde_json::json!({}), "fallback"), "fallback");
+    fn a_watch_is_asked_to_end_within_the_request_timeout() {
+        let config = || kube::Config::new("https://127.0.0.1:6443".parse().unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let _guard = rt.enter();
+        let window = |t| ClusterClient::new("c", config(), t).unwrap().watch_window();
+        assert_eq!(window(Some(Duration::from_secs(30))), Duration::from_secs(30));
+        assert_eq!(window(Some(Duration::from_secs(1))), Duration::from_secs(5));
+        assert_eq!(window(None), WATCH_WITHOUT_DEADLINE);
     }
 }

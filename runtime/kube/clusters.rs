@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -12,14 +13,17 @@ use crate::error::{Error, Result};
 
 pub struct Clusters {
     path: PathBuf,
+    /// `--request-timeout`, given to every client.
+    request_timeout: Option<Duration>,
     kubeconfig: Mutex<Option<Kubeconfig>>,
     clients: Mutex<HashMap<String, Arc<ClusterClient>>>,
 }
 
 impl Clusters {
-    pub fn new(path: PathBuf) -> Self {
+    pub fn new(path: PathBuf, request_timeout: Option<Duration>) -> Self {
         Clusters {
             path,
+            request_timeout,
             kubeconfig: Mutex::new(None),
             clients: Mutex::new(HashMap::new()),
         }
@@ -84,7 +88,7 @@ impl Clusters {
                 path: self.path.display().to_string(),
                 message: format!("context {context}: {e}"),
             })?;
-        let client = Arc::new(ClusterClient::new(context, config)?);
+        let client = Arc::new(ClusterClient::new(context, config, self.request_timeout)?);
         let mut clients = self.clients.lock().expect("clients lock");
         Ok(clients.entry(context.to_string()).or_insert(client).clone())
     }

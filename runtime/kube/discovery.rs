@@ -201,16 +201,25 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 async fn get(cluster: &ClusterClient, path: &str, accept: &str) -> Result<Value> {
     let (status, bytes) = cluster.send(Method::GET, path, accept, None, Vec::new()).await?;
     if !status.is_success() {
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        if matches!(status, http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN) {
+            let res = super::client::Response { status, body };
+            return Err(cluster.api_error(&res, &format!("discovery {path}"), "discovery"));
+        }
+        let words = super::api_error::status_in_words(status, &body);
         return Err(Error::Api {
             cluster: cluster.name.clone(),
             object: format!("discovery {path}"),
-            message: format!("HTTP {}: {}", status.as_u16(), String::from_utf8_lossy(&bytes)),
+            message: match body.get("message").and_then(Value::as_str) {
+                Some(m) => format!("{words}: {m}"),
+                None => words,
+            },
         });
     }
     serde_json::from_slice(&bytes).map_err(|e| Error::Api {
         cluster: cluster.name.clone(),
         object: format!("discovery {path}"),
-        message: e.to_string(),
+        message: format!("the answer is not JSON ({e}): is {} a Kubernetes API server?", cluster.url),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Talking to Kubernetes: one client per kubeconfig context, discovery,
 //! resource names in kubectl form, server-side apply and watches.
 
+pub mod api_error;
 pub mod apply;
 pub mod client;
 pub mod clusters;

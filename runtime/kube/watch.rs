@@ -112,7 +112,7 @@ pub async fn observe<R>(
             return Ok(verdict);
         }
         let rv = list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("0");
-        let watch_url = format!("{collection}?watch=true&{selector}&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=290");
+        let watch_url = format!("{collection}?watch=true&{selector}&resourceVersion={rv}&allowWatchBookmarks=true");
         let events = cluster.watch_events(&watch_url).await?;
         futures::pin_mut!(events);
         while let Some(event) = events.try_next().await? {
@@ -152,9 +152,7 @@ async fn resolve_when_served(
                 if ObjectRef::resolve(cluster, resource, namespace).await.is_ok() {
                     continue;
                 }
-                let events = cluster
-                    .watch_events(&format!("{crds}?watch=true&resourceVersion={rv}&timeoutSeconds=290"))
-                    .await?;
+                let events = cluster.watch_events(&format!("{crds}?watch=true&resourceVersion={rv}")).await?;
                 futures::pin_mut!(events);
                 while let Some(event) = events.try_next().await? {
                     if matches!(event, WatchEvent::Added(_) | WatchEvent::Modified(_)) {

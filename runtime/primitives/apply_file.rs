@@ -62,7 +62,7 @@ fn read(session: &Session, path: &str) -> Result<(String, String)> {
         session.record_file(local.clone());
         return Ok((text, path.to_string()));
     }
-    match stdlib::find(&session.base_dir, &format!("manifests/{path}"), stdlib::MANIFESTS, path) {
+    match stdlib::find(session.stdlib_dir.as_deref(), &format!("manifests/{path}"), stdlib::MANIFESTS, path) {
         Some(stdlib::Source::File(p)) => {
             let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
             session.record_file(p);

@@ -20,6 +20,9 @@ pub struct ClusterClient {
     pub url: String,
     pub client: kube::Client,
     discovery: RwLock<Option<Arc<Discovery>>>,
+    /// Namespaces a dry run's `ensure_namespace` would have created: a later
+    /// apply into them is checked as if they existed.
+    pub planned_namespaces: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// A response with its status; `body` is JSON (or Null when empty).
@@ -40,6 +43,7 @@ impl ClusterClient {
             url,
             client,
             discovery: RwLock::new(None),
+            planned_namespaces: Default::default(),
         })
     }
 

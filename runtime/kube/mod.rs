@@ -2,6 +2,7 @@
 //! resource names in kubectl form, server-side apply and watches.
 
 pub mod apply;
+pub mod apply_check;
 pub mod client;
 pub mod clusters;
 pub mod condition;

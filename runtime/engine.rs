@@ -9,15 +9,22 @@ use crate::modules::Resolver;
 use crate::report::Event;
 use crate::session::Session;
 
+/// Per-value limits: Rhai counts a value with everything inside it (an array
+/// of maps holds the entries of all its maps), so a primitive whose result
+/// would exceed them checks that before it changes anything.
+pub const MAX_STRING_SIZE: usize = 16 * 1024 * 1024;
+pub const MAX_ARRAY_SIZE: usize = 100_000;
+pub const MAX_MAP_SIZE: usize = 100_000;
+
 /// Limits that stop a runaway script without getting in the way of a real
 /// playbook (the seed procedure uses a few thousand operations).
 pub fn limits(engine: &mut Engine) {
     engine.set_max_operations(10_000_000);
     engine.set_max_call_levels(64);
     engine.set_max_expr_depths(128, 64);
-    engine.set_max_string_size(16 * 1024 * 1024);
-    engine.set_max_array_size(100_000);
-    engine.set_max_map_size(100_000);
+    engine.set_max_string_size(MAX_STRING_SIZE);
+    engine.set_max_array_size(MAX_ARRAY_SIZE);
+    engine.set_max_map_size(MAX_MAP_SIZE);
     engine.set_max_modules(256);
     // No code from strings: a playbook is what it says.
     engine.disable_symbol("eval");

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::object_ref::ObjectRef;
-use super::{ClusterClient, ResourceInfo, watch};
+use super::{ClusterClient, ResourceInfo, apply_check, watch};
 use crate::error::{Error, Result};
 use crate::selector::Selector;
 
@@ -73,10 +73,12 @@ pub async fn apply(
     opts: &ApplyOptions,
     report: &(dyn Fn(&Applied) + Sync),
 ) -> Result<Vec<Applied>> {
+    apply_check::required_fields(&objects)?;
     let objects: Vec<Value> = objects
         .into_iter()
         .filter(|o| opts.selector.as_ref().is_none_or(|s| s.matches(o)))
         .collect();
+    apply_check::check(cluster, &objects, opts).await?;
     let (first, rest): (Vec<Value>, Vec<Value>) = objects.into_iter().partition(|o| {
         matches!(
             o.get("kind").and_then(Value::as_str),
@@ -177,15 +179,7 @@ async fn prepare(cluster: &ClusterClient, mut object: Value, opts: &ApplyOptions
     let name = field(&object, "/metadata/name")?;
     let info = cluster.resolve_kind(&api_version, &kind).await?;
     let namespace = if info.namespaced {
-        let own = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
-        if let (Some(own), Some(flag)) = (&own, &opts.namespace)
-            && own != flag
-        {
-            return Err(Error::usage(format!(
-                "{kind} {name} declares namespace \"{own}\" but the apply option says namespace \"{flag}\"; remove one of them"
-            )));
-        }
-        let ns = own.or_else(|| opts.namespace.clone()).unwrap_or_else(|| "default".to_string());
+        let ns = apply_check::namespace_of(&object, opts)?;
         object["metadata"]["namespace"] = Value::String(ns.clone());
         Some(ns)
     } else {

@@ -23,6 +23,9 @@ pub struct ClusterClient {
     /// `--request-timeout`: every request's deadline (None: none, as kubectl's `0`).
     pub request_timeout: Option<Duration>,
     discovery: RwLock<Option<Arc<Discovery>>>,
+    /// Namespaces a dry run's `ensure_namespace` would have created: a later
+    /// apply into them is checked as if they existed.
+    pub planned_namespaces: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The watch length asked of the server when requests have no deadline
@@ -48,6 +51,7 @@ impl ClusterClient {
             client,
             request_timeout,
             discovery: RwLock::new(None),
+            planned_namespaces: Default::default(),
         })
     }
 

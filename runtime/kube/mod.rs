@@ -3,6 +3,7 @@
 
 pub mod api_error;
 pub mod apply;
+pub mod apply_check;
 pub mod client;
 pub mod clusters;
 pub mod condition;

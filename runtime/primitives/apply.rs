@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::Primitive;
+use crate::engine;
 use crate::error::{Error, Result};
 use crate::kube::apply::{self, Applied, ApplyOptions};
 use crate::selector::Selector;
@@ -28,7 +29,10 @@ Established, so its custom resources can follow in the same call. Options:
 `namespace` fills namespaced objects that have none (like `kubectl apply -n`);
 `selector` applies only objects whose labels match (like `kubectl apply -l`);
 `force: true` takes over fields another field manager owns (a conflict error names them).
-Fields the server silently dropped (unknown to its schema) are reported as warnings.
+Before the first change every object is checked: apiVersion, kind and name present, kind served
+(or defined by a CRD of the same call), namespace existing (or created by a Namespace of the same
+call); any failure applies nothing. One call applies at most 25,000 objects (its result must fit a
+playbook value). Fields the server silently dropped (unknown to its schema) are reported as warnings.
 Service and container ports without `protocol` get `TCP` (the API default): Kubernetes < 1.21
 refuses server-side apply of such ports. Returns `[#{kind, namespace, name, outcome}]` with outcome
 `created`, `configured` or `unchanged`. With `--dry-run` nothing changes and a diff is shown.
@@ -116,8 +120,42 @@ fn to_objects(manifests: Dynamic) -> Result<Vec<Value>> {
     )))
 }
 
+/// Entries of one object's result map: kind, namespace, name, outcome.
+const RESULT_ENTRIES: usize = 4;
+
+/// The result of applying `objects` must fit the engine's per-value limits:
+/// checked before anything is applied, not found after the work is done
+/// (issue 15: 26,000 objects applied, then "Size of object map too large").
+fn check_result_fits(objects: &[Value], opts: &ApplyOptions) -> Result<()> {
+    let selected: Vec<&Value> = objects
+        .iter()
+        .filter(|o| opts.selector.as_ref().is_none_or(|s| s.matches(o)))
+        .collect();
+    let fallback = opts.namespace.as_deref().unwrap_or("default").len();
+    let text = |o: &Value, p: &str| o.pointer(p).and_then(Value::as_str).map(str::len);
+    let strings: usize = selected
+        .iter()
+        .map(|o| {
+            let namespace = text(o, "/metadata/namespace").unwrap_or(fallback);
+            text(o, "/kind").unwrap_or(0) + namespace + text(o, "/metadata/name").unwrap_or(0) + "configured".len()
+        })
+        .sum();
+    let max_objects = (engine::MAX_MAP_SIZE / RESULT_ENTRIES).min(engine::MAX_ARRAY_SIZE);
+    if selected.len() > max_objects || strings > engine::MAX_STRING_SIZE {
+        return Err(Error::usage(format!(
+            "this apply holds {} objects: its result would exceed a playbook value's limits ({} map entries, {} MiB of text); \
+             nothing was applied: split the manifest into calls of at most {max_objects} objects",
+            selected.len(),
+            engine::MAX_MAP_SIZE,
+            engine::MAX_STRING_SIZE >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// Applies and reports each object; shared by `apply` and `apply_file`.
 pub async fn apply_and_report(session: &Session, cluster: &ClusterHandle, objects: Vec<Value>, opts: &ApplyOptions) -> Result<Array> {
+    check_result_fits(&objects, opts)?;
     let client = &cluster.0;
     let report = |a: &Applied| {
         let outcome = if opts.dry_run {
@@ -153,4 +191,59 @@ pub async fn apply_and_report(session: &Session, cluster: &ClusterHandle, object
             Dynamic::from_map(m)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config_maps(count: usize) -> Vec<Value> {
+        (0..count)
+            .map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i}")}}))
+            .collect()
+    }
+
+    /// The limit is Rhai's own: an array of `n` result maps counts `4 n` map entries.
+    #[test]
+    fn a_result_the_engine_would_refuse_is_refused_before_applying() {
+        let opts = ApplyOptions::default();
+        assert!(check_result_fits(&config_maps(25_000), &opts).is_ok());
+        let err = check_result_fits(&config_maps(25_001), &opts).unwrap_err().to_string();
+        assert!(
+            err.contains("holds 25001 objects") && err.contains("at most 25000 objects"),
+            "{err}"
+        );
+        // Only what the selector keeps is applied and returned.
+        let selective = ApplyOptions {
+            selector: Some(crate::selector::Selector::parse("app=none").unwrap()),
+            ..Default::default()
+        };
+        assert!(check_result_fits(&config_maps(25_001), &selective).is_ok());
+    }
+
+    /// Cross-check with the engine itself: the largest result that passes the
+    /// check is a value the engine accepts, one more object is not.
+    #[test]
+    fn the_check_agrees_with_the_engine() {
+        let engine = engine::bare();
+        let result = |n: usize| -> Dynamic {
+            let one: Map = [
+                ("kind", "ConfigMap"),
+                ("namespace", "default"),
+                ("name", "c"),
+                ("outcome", "created"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.into(), Dynamic::from(v)))
+            .collect();
+            Dynamic::from_array(vec![Dynamic::from_map(one); n])
+        };
+        let mut scope = rhai::Scope::new();
+        scope.push("r", result(25_000));
+        assert!(engine.eval_with_scope::<Dynamic>(&mut scope, "r + []").is_ok());
+        scope.push("r", result(25_001));
+        let err = engine.eval_with_scope::<Dynamic>(&mut scope, "r + []").unwrap_err().to_string();
+        assert!(err.contains("Size of object map"), "{err}");
+    }
 }

@@ -82,7 +82,12 @@ pub async fn ensure(cluster: &ClusterHandle, name: &str, dry_run: bool) -> Resul
         )
         .await?;
     match res.status {
-        s if s.is_success() => Ok(Outcome::Created),
+        s if s.is_success() => {
+            if dry_run && let Ok(mut planned) = client.planned_namespaces.lock() {
+                planned.insert(name.to_string());
+            }
+            Ok(Outcome::Created)
+        }
         // Created by someone else between our GET and POST: still fine.
         StatusCode::CONFLICT => Ok(Outcome::Unchanged),
         _ => Err(client.api_error(&res, &format!("Namespace {name}"), "create")),

@@ -9,6 +9,7 @@ use std::process::Command;
 use crate::support::{self, Output, SandboxHandle, Test};
 
 mod apply;
+mod apply_checks;
 mod errors;
 mod get_jsonpath;
 mod objects;

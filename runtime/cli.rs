@@ -147,7 +147,7 @@ pub struct SandboxArgs {
     /// Folder for the clusters' data and DIR/kubeconfig [default: a fresh temporary folder].
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Kubernetes version of the binaries (`current` or e.g. `1.20.2`), as installed by scripts/kube-assets.sh.
+    /// Kubernetes version of the binaries (`current`, `oldest` or e.g. `1.30.4`), as installed by scripts/kube-assets.sh.
     #[arg(long, default_value = "current")]
     pub kube_version: String,
     /// Keep DIR when stopping.

@@ -8,6 +8,10 @@ use crate::error::{Error, Result};
 /// (both read `KUBE_VERSION` of `scripts/versions.env`; a test in `pinned.rs` keeps them equal).
 pub const CURRENT_VERSION: &str = "1.37.2";
 
+/// The version `--kube-version oldest` stands for: the suite's second run, the oldest
+/// Kubernetes our users run that builds from the module proxy (`KUBE_OLDEST_VERSION`).
+pub const OLDEST_VERSION: &str = "1.30.4";
+
 /// The binaries of one Kubernetes version. `kube-controller-manager` and
 /// `kubectl` are optional because an envtest folder (`KUBEBUILDER_ASSETS`)
 /// holds only etcd, kube-apiserver and kubectl.
@@ -18,7 +22,7 @@ pub struct Assets {
     pub etcd: PathBuf,
     pub kube_apiserver: PathBuf,
     pub kube_controller_manager: Option<PathBuf>,
-    /// Without it (an envtest folder, Debian's 1.20.2) the sandbox has no nodes.
+    /// Without it (an envtest folder) the sandbox has no nodes.
     pub kube_scheduler: Option<PathBuf>,
     pub kubectl: Option<PathBuf>,
 }
@@ -97,10 +101,11 @@ pub struct Capabilities {
     pub etcd_unsafe_no_fsync: bool,
 }
 
-/// `current` → the concrete version; anything else is taken as given.
+/// `current`, `oldest` → the concrete version; anything else is taken as given.
 pub fn resolve_version(version: &str) -> String {
     match version {
         "" | "current" => CURRENT_VERSION.to_string(),
+        "oldest" => OLDEST_VERSION.to_string(),
         v => v.trim_start_matches('v').to_string(),
     }
 }
@@ -113,7 +118,11 @@ fn parse_minor(version_output: &str) -> Option<u32> {
 
 /// The one command that installs `version`.
 pub fn install_command(version: &str) -> String {
-    let arg = if version == CURRENT_VERSION { "current" } else { version };
+    let arg = match version {
+        CURRENT_VERSION => "current",
+        OLDEST_VERSION => "oldest",
+        other => other,
+    };
     format!("scripts/kube-assets.sh {arg}")
 }
 
@@ -143,7 +152,8 @@ mod tests {
     #[test]
     fn current_resolves_to_the_built_version() {
         assert_eq!(resolve_version("current"), CURRENT_VERSION);
-        assert_eq!(resolve_version("v1.20.2"), "1.20.2");
+        assert_eq!(resolve_version("oldest"), OLDEST_VERSION);
+        assert_eq!(resolve_version("v1.30.4"), "1.30.4");
     }
 
     #[test]
@@ -156,11 +166,12 @@ mod tests {
     #[test]
     fn missing_binaries_name_the_install_command() {
         let empty = tempfile::tempdir().unwrap();
-        let err = Assets::in_dir(empty.path(), "1.20.2", "1.20.2").unwrap_err();
+        let err = Assets::in_dir(empty.path(), "1.31.0", "1.31.0").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("scripts/kube-assets.sh 1.20.2"), "{text}");
+        assert!(text.contains("scripts/kube-assets.sh 1.31.0"), "{text}");
         assert!(text.contains("kube-apiserver"), "{text}");
         assert_eq!(install_command(CURRENT_VERSION), "scripts/kube-assets.sh current");
+        assert_eq!(install_command(OLDEST_VERSION), "scripts/kube-assets.sh oldest");
     }
 
     /// An envtest folder (KUBEBUILDER_ASSETS) needs only etcd and kube-apiserver.

@@ -43,7 +43,7 @@ pub struct SandboxOptions {
     pub clusters: Vec<String>,
     /// Where everything lives; a fresh temporary folder when `None`.
     pub dir: Option<PathBuf>,
-    /// `current`, or a version such as `1.20.2`.
+    /// `current`, `oldest`, or a version such as `1.30.4`.
     pub kube_version: String,
     /// Leave DIR in place when stopping.
     pub keep: bool,

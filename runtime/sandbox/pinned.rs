@@ -31,12 +31,14 @@ mod tests {
         for key in [
             "KUBE_VERSION",
             "ETCD_VERSION",
-            "KUBE_LEGACY_VERSION",
+            "KUBE_OLDEST_VERSION",
+            "ETCD_OLDEST_VERSION",
             "ISTIO_MODULE",
             "KWOK_VERSION",
         ] {
             assert!(!pinned(key).is_empty(), "{key}");
         }
         assert_eq!(pinned("KUBE_VERSION"), super::super::assets::CURRENT_VERSION);
+        assert_eq!(pinned("KUBE_OLDEST_VERSION"), super::super::assets::OLDEST_VERSION);
     }
 }

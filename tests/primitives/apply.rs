@@ -1,6 +1,6 @@
 //! `apply` / `apply_file`: server-side apply, outcomes, ordering, options.
 
-use super::{is_legacy, kubectl, mesh, mesh_with, steps};
+use super::{kubectl, mesh, mesh_with, steps};
 
 #[test]
 fn apply_creates_then_reports_unchanged_then_configured() {
@@ -127,17 +127,11 @@ spec:
 `);
 "#,
     );
-    if is_legacy() {
-        // Kubernetes 1.20 prunes the unknown field without a word: mesh-run names it.
-        out.status(0).stderr_contains(
-            "warning: control-plane: Istio prim-dropped: the server dropped fields it does not know (check their spelling): .spec.value",
-        );
-    } else {
-        // Current servers refuse it outright; the error names the field.
-        out.status(1)
-            .stderr_contains("error[rejected]")
-            .stderr_contains(".spec.value: field not declared in schema");
-    }
+    // Servers refuse it outright; the error names the field. (Before 1.21 they pruned it
+    // without a word, and mesh-run's warning named it: `dropped_fields` in runtime/kube/apply.rs.)
+    out.status(1)
+        .stderr_contains("error[rejected]")
+        .stderr_contains(".spec.value: field not declared in schema");
 }
 
 #[test]
@@ -167,7 +161,7 @@ dp.apply_file("helloworld.yaml", #{ namespace: "prim-select", selector: "version
         &["get", "deploy,svc", "-n", "prim-select", "-o", "jsonpath={.items[*].metadata.name}"],
     );
     assert_eq!(names, "helloworld-v1 helloworld");
-    // helloworld.yaml omits port protocols: filled with TCP so 1.20 accepts it.
+    // helloworld.yaml omits port protocols: mesh-run fills in TCP (servers before 1.21 need it).
     let proto = kubectl(
         "data-plane",
         &[
@@ -185,7 +179,24 @@ dp.apply_file("helloworld.yaml", #{ namespace: "prim-select", selector: "version
 
 #[test]
 fn an_api_version_the_server_does_not_serve_is_named() {
+    // policy/v1beta1 was removed in 1.25: an old manifest on both pinned versions gets a clear
+    // error, never a rewrite (the same path named policy/v1 on 1.20, which served only v1beta1).
     let out = mesh(
+        r#"
+let cp = cluster("control-plane");
+cp.ensure_namespace("prim-old");
+cp.apply(`
+apiVersion: policy/v1beta1
+kind: PodDisruptionBudget
+metadata: {name: pdb, namespace: prim-old}
+spec: {minAvailable: 1, selector: {matchLabels: {app: x}}}
+`);
+"#,
+    );
+    out.status(1)
+        .stderr_contains("error[unknown_kind]")
+        .stderr_contains("does not serve PodDisruptionBudget in policy/v1beta1");
+    let served = mesh(
         r#"
 let cp = cluster("control-plane");
 cp.ensure_namespace("prim-old");
@@ -197,14 +208,7 @@ spec: {minAvailable: 1, selector: {matchLabels: {app: x}}}
 `);
 "#,
     );
-    if is_legacy() {
-        // 1.20 serves policy/v1beta1 only: a clear error, never a rewrite.
-        out.status(1)
-            .stderr_contains("error[unknown_kind]")
-            .stderr_contains("does not serve PodDisruptionBudget in policy/v1");
-    } else {
-        out.status(0);
-    }
+    served.status(0);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! The primitives against real API servers, through the mesh-run binary:
 //! each test runs a playbook in its own namespace and checks the objects on
 //! the server (kubectl, the independent oracle, where it matters) and what
-//! mesh-run printed. Also run on Kubernetes 1.20.2 (MESH_RUN_TEST_KUBE_VERSION).
+//! mesh-run printed. Run on both pinned versions, like the whole suite (MESH_RUN_TEST_KUBE_VERSION).
 
 use std::process::Command;
 
@@ -59,10 +59,6 @@ fn kubectl_raw(context: &str, args: &[&str]) -> std::process::Output {
         .env_remove("KUBECONFIG")
         .output()
         .expect("run kubectl")
-}
-
-fn is_legacy() -> bool {
-    support::kube_version().starts_with("1.20")
 }
 
 /// The `step` events of a `--output json` run.

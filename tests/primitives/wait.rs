@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 use super::{kubectl, mesh, mesh_with, sandbox};
 
 /// An Istio resource for the simulated Sail Operator, in its own namespace.
-/// Its values leave out what Kubernetes 1.20 (where these tests run too) does
-/// not serve: the chart's HorizontalPodAutoscaler (autoscaling/v2, 1.23+) and
-/// PodDisruptionBudget (policy/v1, 1.21+) — as an operator on such a cluster would.
+/// Its values leave out the chart's HorizontalPodAutoscaler and PodDisruptionBudget:
+/// these tests are about `wait`, not about what the chart renders.
 fn istio(name: &str, namespace: &str) -> String {
     format!(
         r#"

@@ -74,7 +74,7 @@ fn kubectl(sandbox: &SandboxHandle, kubeconfig: &str, server: Option<&str>, args
     stdout.into_owned()
 }
 
-/// The data plane's Kubernetes minor version (the suite also runs on 1.20).
+/// The data plane's Kubernetes minor version (a KUBEBUILDER_ASSETS folder may hold an older one).
 async fn minor(sandbox: &SandboxHandle) -> u32 {
     let version = sandbox.client("data-plane").await.apiserver_version().await.unwrap();
     version.minor.trim_end_matches('+').parse().unwrap()

@@ -80,13 +80,18 @@ async fn each_cluster_answers_version_with_verified_tls() {
 fn kubectl_works_with_the_generated_kubeconfig() {
     let sandbox = support::sandbox("default", CLUSTERS);
     let mut kubectls = vec![sandbox.kubectl()];
-    // Debian's kubectl (kubernetes-client 1.20.2, unpacked by scripts/kube-assets.sh 1.20.2),
-    // an independent client: required, since the test command installs it.
-    let debian = mesh_run::sandbox::assets::Assets::locate("1.20.2")
+    // The other pinned version's kubectl, a client of another release: required, since the
+    // test command builds both (scripts/kube-assets.sh current, oldest).
+    use mesh_run::sandbox::assets::{Assets, CURRENT_VERSION, OLDEST_VERSION, resolve_version};
+    let other = match resolve_version(&support::kube_version()).as_str() {
+        CURRENT_VERSION => OLDEST_VERSION,
+        _ => CURRENT_VERSION,
+    };
+    let other_kubectl = Assets::locate(other)
         .ok()
         .and_then(|a| a.kubectl)
-        .expect("Debian's kubectl: run scripts/kube-assets.sh 1.20.2");
-    kubectls.push(debian);
+        .unwrap_or_else(|| panic!("kubectl {other}: run scripts/kube-assets.sh {other}"));
+    kubectls.push(other_kubectl);
     // Any other kubectl on the machine too.
     kubectls.extend(Some(std::path::PathBuf::from("/usr/bin/kubectl")).filter(|p| p.exists()));
     for kubectl in kubectls {

@@ -9,6 +9,8 @@
 #   benches/run.sh seed wait       # some sections only (seed memory configmaps
 #                                  # wait watch scale bed ansible busy);
 #                                  # BENCHMARKS.md untouched
+#   WRITE=1 benches/run.sh ansible # the same, and its rows replace theirs in
+#                                  # BENCHMARKS.md (benches/benchmarks_md.sh)
 #   MESH_RUN=path benches/run.sh   # that binary instead of building the release one
 #
 # It builds the release binary, starts `mesh-run sandbox --sim-delay 0s` (real
@@ -600,11 +602,18 @@ want watch && watch_mode
 want scale && scale
 want bed && bed
 want busy && seed_busy
-[[ $# -eq 0 ]] || exit 0
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-
 commit=$(git rev-parse --short HEAD)
 git diff --quiet HEAD -- runtime stdlib playbooks Cargo.toml Cargo.lock || commit="$commit (+ uncommitted changes)"
+if [[ $# -gt 0 ]]; then
+    [[ ${WRITE:-} == 1 ]] || exit 0
+    . benches/benchmarks_md.sh
+    kept_rows=() kept_notes=()
+    merge_benchmarks
+    echo
+    echo "merged into: BENCHMARKS.md"
+    exit 0
+fi
 {
     echo "# Benchmarks: mesh-run vs kubectl and Ansible"
     echo

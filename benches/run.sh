@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# mesh-run against kubectl, side by side on the same real clusters (issue 6).
+# mesh-run against kubectl (issue 6) and Ansible (issue 17), side by side on
+# the same real clusters.
 # A benchmark, not a test: it prints figures, writes BENCHMARKS.md, and fails
 # only if something does not run at all.
 #
 #   benches/run.sh                 # everything (~5 minutes on 2 cores)
 #   RUNS=3 WAITS=10 benches/run.sh # quicker, noisier
 #   benches/run.sh seed wait       # some sections only (seed memory configmaps
-#                                  # wait watch scale bed); BENCHMARKS.md untouched
+#                                  # wait watch scale bed ansible busy);
+#                                  # BENCHMARKS.md untouched
+#   WRITE=1 benches/run.sh ansible # the same, and its rows replace theirs in
+#                                  # BENCHMARKS.md (benches/benchmarks_md.sh)
 #   MESH_RUN=path benches/run.sh   # that binary instead of building the release one
 #
 # It builds the release binary, starts `mesh-run sandbox --sim-delay 0s` (real
@@ -16,7 +20,9 @@
 # processes), and measures:
 #   1. the seed procedure: playbooks/external.rhai vs benches/external-kubectl.sh
 #      (median of RUNS each, alternating, everything deleted between runs
-#      outside the timed part);
+#      outside the timed part), in wall time and in own time: wall time minus
+#      the waits on the cluster (istiod's start, Sail's probe), the floor no
+#      client can shorten (benches/seed_floor.sh);
 #   2. 1,000 ConfigMaps from one file: apply_file vs `kubectl apply --server-side`
 #      (a fresh namespace per run);
 #   3. wait latency: a ConfigMap is patched while a wait on its value runs;
@@ -31,7 +37,12 @@
 #      other): start until DIR/ready, RSS per cluster idle and after
 #      external.rhai, each istiod's RSS, istiod's start (the wait on Istio
 #      external-istiod's Ready on the control plane) and external.rhai end to
-#      end against its floor (istiod's start + the Sail Operator's 3 s probe).
+#      end against its floor (istiod's start + the Sail Operator's 3 s probe);
+#   8. Ansible (benches/ansible_peer.sh): external.rhai vs
+#      benches/external-ansible.yml (kubernetes.core, from a venv that
+#      benches/ansible.sh makes once), wall, own time, peak RSS, a rerun with
+#      nothing to change, the objects compared, where Ansible's time goes;
+#   9. the seed row on a busy sandbox: 4 clusters, each tool on its own pair.
 # The machine (cores, CPU, memory, kernel, load) and the git commit go into
 # BENCHMARKS.md with the table. kubectl keeps its discovery cache in
 # ~/.kube/cache as it does for anyone; one untimed warm-up run fills it.
@@ -47,6 +58,7 @@ SCALE_RUNS=${SCALE_RUNS:-3}
 SCALE_DATA_PLANES=${SCALE_DATA_PLANES:-8}
 BED_RUNS=${BED_RUNS:-3}
 BED_IDLE=${BED_IDLE:-5}
+ANSIBLE_RUNS=${ANSIBLE_RUNS:-3}
 kubectl=${KUBECTL:-$HOME/.cache/mesh-run/kube/1.37.2/bin/kubectl}
 [[ -x $kubectl ]] || { echo "no $kubectl: run scripts/kube-assets.sh first (or set KUBECTL)" >&2; exit 2; }
 
@@ -177,25 +189,7 @@ teardown() {
 }
 
 seed_procedure() {
-    local sets=(--set CTX_CONTROL_PLANE_CLUSTER=control-plane --set CTX_DATA_PLANE_CLUSTER=data-plane)
-    local mesh=() kube=()
-    # Warm-up (kubectl's discovery cache, the page cache), untimed.
-    timed "$work/seed-warmup-mesh-run.log" "$bin" playbooks/external.rhai "${sets[@]}" >/dev/null
-    teardown control-plane data-plane
-    timed "$work/seed-warmup-kubectl.log" benches/external-kubectl.sh control-plane data-plane >/dev/null
-    teardown control-plane data-plane
-    for i in $(seq 1 "$RUNS"); do
-        mesh+=("$(timed "$work/seed-mesh-run-$i.log" "$bin" playbooks/external.rhai "${sets[@]}" --output json)")
-        teardown control-plane data-plane
-        kube+=("$(timed "$work/seed-kubectl-$i.log" benches/external-kubectl.sh control-plane data-plane)")
-        teardown control-plane data-plane
-    done
-    local m k
-    m=$(printf '%s\n' "${mesh[@]}" | median)
-    k=$(printf '%s\n' "${kube[@]}" | median)
-    row "1. seed procedure (external.rhai), median of $RUNS" "$(s "$m")" "kubectl script $(s "$k")" "$(ratio "$m" "$k")" "≥ 10× faster" \
-        "$(met "$k / $m >= 10")"
-    echo "   all runs (s): mesh-run $(printf '%s\n' "${mesh[@]}" | awk '{ printf "%.2f ", $1 / 1e6 }')| kubectl $(printf '%s\n' "${kube[@]}" | awk '{ printf "%.2f ", $1 / 1e6 }')"
+    seed_pairs 1 "2-cluster sandbox" control-plane data-plane control-plane data-plane
 }
 
 # --- 5. peak memory and cold start -----------------------------------------
@@ -583,31 +577,45 @@ bed() {
     stop_sandbox
 }
 
+# --- 8., 9. and the seed's floor: Ansible, the busy sandbox ---------------------
+
+. benches/seed_floor.sh
+. benches/ansible_peer.sh
+
 # --- the run -------------------------------------------------------------------
 
 # Sections to run: all by default (only then is BENCHMARKS.md written).
-sections=${*:-seed memory configmaps wait watch scale bed}
+sections=${*:-seed memory configmaps wait watch scale bed ansible busy}
 want() { [[ " $sections " == *" $1 "* ]]; }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-if want seed || want memory || want configmaps || want wait; then
+if want seed || want memory || want configmaps || want wait || want ansible; then
     echo "sandbox: control-plane, data-plane (--sim-delay 0s)"
     start_sandbox main control-plane,data-plane
     want seed && seed_procedure
     want memory && memory_and_cold_start
     want configmaps && configmaps
     want wait && wait_latency
+    want ansible && ansible_peer
     stop_sandbox
 fi
 want watch && watch_mode
 want scale && scale
 want bed && bed
-[[ $# -eq 0 ]] || exit 0
+want busy && seed_busy
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-
 commit=$(git rev-parse --short HEAD)
 git diff --quiet HEAD -- runtime stdlib playbooks Cargo.toml Cargo.lock || commit="$commit (+ uncommitted changes)"
+if [[ $# -gt 0 ]]; then
+    [[ ${WRITE:-} == 1 ]] || exit 0
+    . benches/benchmarks_md.sh
+    kept_rows=() kept_notes=()
+    merge_benchmarks
+    echo
+    echo "merged into: BENCHMARKS.md"
+    exit 0
+fi
 {
-    echo "# Benchmarks: mesh-run vs kubectl"
+    echo "# Benchmarks: mesh-run vs kubectl and Ansible"
     echo
     echo "Written by \`benches/run.sh\` (see the README, \"Benchmarks\"). Each row is measured side by side in"
     echo "one run, on the same sandbox clusters (\`mesh-run sandbox --sim-delay 0s\`: real etcd, kube-apiserver,"
@@ -629,9 +637,10 @@ git diff --quiet HEAD -- runtime stdlib playbooks Cargo.toml Cargo.lock || commi
     echo "(the sandbox's API servers share these cores with mesh-run and kubectl; other work on the machine adds noise)."
     echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'). mesh-run commit: $commit. kubectl: $("$kubectl" version --client | head -1)."
     echo
-    echo "Ratios are kubectl ÷ mesh-run (how many times faster, or smaller), except scale (1 + 8 ÷ 1 + 1)"
-    echo "and 7f (external.rhai ÷ its floor)."
-    echo "Medians of RUNS=$RUNS (seed, ConfigMaps), WAITS=$WAITS (wait latency), SAVES=$SAVES (watch),"
+    echo "Ratios are the peer ÷ mesh-run (kubectl, or Ansible in rows 8; how many times faster, or smaller),"
+    echo "except scale (1 + 8 ÷ 1 + 1) and 7f (external.rhai ÷ its floor). Rows b: own time = wall time minus the"
+    echo "peer's waits on the cluster (see benches/seed_floor.sh); each wait holds the peer's own reaction too."
+    echo "Medians of RUNS=$RUNS (seed, busy seed, ConfigMaps), ANSIBLE_RUNS=$ANSIBLE_RUNS (Ansible), WAITS=$WAITS (wait latency), SAVES=$SAVES (watch),"
     echo "COLD=$COLD (cold start), SCALE_RUNS=$SCALE_RUNS (scale), each after an untimed warm-up;"
     echo "BED_RUNS=$BED_RUNS (test bed: sandbox starts and external.rhai runs, no warm-up: a first start is what users see)."
 } >BENCHMARKS.md

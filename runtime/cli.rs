@@ -82,6 +82,10 @@ pub enum Command {
     },
     /// Print the reference of every primitive a playbook can call.
     Doc,
+    /// The whole multi-cluster mesh at a glance: control planes, remote secrets, data planes,
+    /// gateways and workloads of every context, checked live, with what to do about each failure.
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status(StatusArgs),
     /// Start local real Kubernetes clusters (etcd + kube-apiserver + kube-controller-manager)
     /// with a simulated Sail Operator and LoadBalancer, until Ctrl-C.
     Sandbox(SandboxArgs),
@@ -112,6 +116,44 @@ pub struct RunArgs {
     /// Stop the whole run after this long, e.g. `10m`.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
+}
+
+const STATUS_EXAMPLES: &str = "\
+Reads every context concurrently (an unreachable one is reported, not fatal) and checks each
+remote secret live, why a data plane is RemoteIstiodNotReady, gateway address drift, meshes
+colliding on one control plane and istiod's own /debug/clusterz.
+
+Examples:
+  mesh-run status                                   # every context of the kubeconfig
+  mesh-run status --context control-plane,data-plane
+  mesh-run status --output json | jq '.checks[] | select(.verdict == \"fail\")'
+  mesh-run status --output svg > mesh.svg           # a picture, drawn by mesh-run itself
+
+Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 usage.";
+
+/// `mesh-run status` output formats.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFormat {
+    /// A tree per cluster, then the checks (colour on a terminal).
+    Text,
+    /// The graph and the checks (schema in the README).
+    Json,
+    /// Graphviz DOT.
+    Dot,
+    /// A self-contained SVG picture.
+    Svg,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// Contexts to read, comma-separated [default: every context of the kubeconfig].
+    #[arg(long = "context", value_delimiter = ',', value_name = "CONTEXT")]
+    pub contexts: Vec<String>,
+    /// Kubeconfig file [default: $KUBECONFIG, then ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: StatusFormat,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -165,6 +207,17 @@ mod tests {
         assert!(run.dry_run);
         let cli = Cli::try_parse_from(["mesh-run", "check", "a.rhai", "b.rhai"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Check { playbooks }) if playbooks.len() == 2));
+    }
+
+    #[test]
+    fn status_takes_contexts_and_a_format() {
+        let cli = Cli::try_parse_from(["mesh-run", "status", "--context", "a,b", "--output", "svg"]).unwrap();
+        let Some(Command::Status(args)) = cli.command else {
+            panic!("not status: {:?}", cli.command)
+        };
+        assert_eq!(args.contexts, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(args.output, StatusFormat::Svg);
+        assert!(Cli::try_parse_from(["mesh-run", "status", "--output", "png"]).is_err());
     }
 
     #[test]

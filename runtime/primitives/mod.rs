@@ -24,6 +24,7 @@ mod input;
 mod label;
 mod parallel;
 mod server;
+mod status;
 mod wait;
 
 /// One primitive: its documentation and how it is registered.
@@ -54,6 +55,7 @@ pub const ALL: &[&Primitive] = &[
     &exec::PRIMITIVE,
     &http_get::PRIMITIVE,
     &parallel::PRIMITIVE,
+    &status::PRIMITIVE,
 ];
 
 pub fn register_all(engine: &mut Engine, session: &Arc<Session>) {

@@ -282,7 +282,10 @@ fn istiod(context: &str, istio: &Value, objects: &Objects) -> Istiod {
     Istiod {
         id: format!("{context}/{namespace}/{revision}"),
         name: text(istio, "/metadata/name"),
-        gateway: exposing_gateway(&namespace, objects),
+        // Only an external istiod is reached through a gateway.
+        gateway: (env("EXTERNAL_ISTIOD") == "true")
+            .then(|| exposing_gateway(&namespace, objects))
+            .flatten(),
         namespace,
         revision,
         version: text(istio, "/spec/version"),

@@ -290,7 +290,12 @@ pub fn render(status: &Status) -> String {
             x2 - bend,
             escape(&format!("{} → {}", e.from, e.to))
         );
-        let (mx, my) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0 + dy * 1.6);
+        // Labels sit beside the end in the right column's gap: secrets above
+        // their arrowhead, webhooks below their start, so neither crosses a line.
+        let (lx, ly) = match e.kind {
+            EdgeKind::RemoteSecret => (x2.max(x1) - 8.0, if forward { y2 } else { y1 } - 8.0),
+            EdgeKind::Webhook => (x1.max(x2) - 8.0, if forward { y2 } else { y1 } + 16.0),
+        };
         let mut label = name;
         if !e.ok
             && let Some(f) = status.failures_of(&e.subject).next()
@@ -299,8 +304,8 @@ pub fn render(status: &Status) -> String {
         }
         let _ = writeln!(
             edges,
-            r#"<text x="{mx:.1}" y="{my:.1}" font-size="10" fill="{colour}" text-anchor="middle">{}</text>"#,
-            escape(&clip(&label, 40))
+            r#"<text x="{lx:.1}" y="{ly:.1}" font-size="10" fill="{colour}" text-anchor="end">{}</text>"#,
+            escape(&clip(&label, 44))
         );
     }
 

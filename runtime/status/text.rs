@@ -52,7 +52,13 @@ pub fn render(status: &Status, colour: bool) -> String {
 }
 
 fn check_line(check: &Check, p: &Paint) -> String {
-    let mut line = format!("{} {:<28} {}\n", p.verdict(check.verdict), check.check, check.message);
+    let mut line = format!(
+        "{} {:<28} {:<10} {}\n",
+        p.verdict(check.verdict),
+        check.check,
+        check.cluster,
+        check.message
+    );
     if let Some(advice) = check.advice.as_ref().filter(|_| check.verdict != Verdict::Pass) {
         line.push_str(&format!("    {} {advice}\n", p.dim("→")));
     }

@@ -2,6 +2,7 @@
 //! with real istiods: a healthy multi-data-plane mesh, then each failure made
 //! on purpose — and undone — named by the right check with the right advice.
 
+mod meshes;
 mod xml;
 
 use std::path::{Path, PathBuf};

@@ -128,6 +128,7 @@ Examples:
   mesh-run status --context control-plane,data-plane
   mesh-run status --output json | jq '.checks[] | select(.verdict == \"fail\")'
   mesh-run status --output svg > mesh.svg           # a picture, drawn by mesh-run itself
+  mesh-run status --watch                           # redrawn on every change, beside `mesh-run watch`
 
 Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 usage.";
 
@@ -154,6 +155,9 @@ pub struct StatusArgs {
     pub kubeconfig: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     pub output: StatusFormat,
+    /// Redraw the text view whenever a cluster changes (watches, not polling), until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -20,6 +20,12 @@ pub async fn run(args: StatusArgs) -> u8 {
     if contexts.is_empty() {
         return usage("the kubeconfig has no contexts: pass --kubeconfig or set KUBECONFIG");
     }
+    if args.watch {
+        if args.output != StatusFormat::Text {
+            return usage("--watch redraws the text view: leave out --output");
+        }
+        return super::watch::run(&clusters, &contexts).await;
+    }
     let status = match super::collect(&clusters, &contexts).await {
         Ok(s) => s,
         Err(e) => return usage(e),

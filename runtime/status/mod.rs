@@ -19,6 +19,7 @@ pub mod remote_istiod;
 pub mod secret;
 pub mod svg;
 pub mod text;
+pub mod watch;
 
 use std::collections::HashMap;
 

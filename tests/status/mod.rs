@@ -90,6 +90,7 @@ fn a_multi_data_plane_mesh_healthy_then_broken_on_purpose() {
     healthy_again(sandbox);
     healthy(sandbox);
     unreachable_context(sandbox);
+    watch_redraws_on_a_change(sandbox);
     missing_control_plane_clusters(sandbox);
     gateway_address_changed(sandbox);
     remote_secret_deleted(sandbox);
@@ -257,6 +258,51 @@ fn unreachable_context(sandbox: &SandboxHandle) {
     // The other clusters are still read and judged.
     assert_eq!(status.failed().count(), 1, "{:?}", status.failed().collect::<Vec<_>>());
     assert!(status.clusters[0].istiods.iter().any(|i| i.external));
+}
+
+/// `--watch` draws once, then again when a watched object changes.
+fn watch_redraws_on_a_change(sandbox: &SandboxHandle) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-run"))
+        .args(["status", "--watch"])
+        .env("KUBECONFIG", sandbox.kubeconfig())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start mesh-run status --watch");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut drawing = String::new();
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            drawing.push_str(&line);
+            drawing.push('\n');
+            if line.starts_with("watching 3 cluster(s)") && tx.send(std::mem::take(&mut drawing)).is_err() {
+                return;
+            }
+        }
+    });
+    let timeout = std::time::Duration::from_secs(30);
+    let first = rx.recv_timeout(timeout).expect("a first drawing");
+    assert!(first.contains("0 failed") && first.contains("after: start"), "{first}");
+    let changed = Instant::now();
+    kubectl(
+        sandbox,
+        "dp2",
+        &["annotate", "namespace", NS, "topology.istio.io/controlPlaneClusters-"],
+    );
+    let redrawn = rx.recv_timeout(timeout).expect("a redrawing after the change");
+    eprintln!("status --watch redrew {:?} after the change", changed.elapsed());
+    kubectl(
+        sandbox,
+        "dp2",
+        &["annotate", "namespace", NS, "topology.istio.io/controlPlaneClusters=cluster1"],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(redrawn.contains("✗ remote-istiod.leadership"), "{redrawn}");
+    assert!(redrawn.contains("after: dp2 namespaces"), "{redrawn}");
+    healthy_again(sandbox);
 }
 
 fn missing_control_plane_clusters(sandbox: &SandboxHandle) {

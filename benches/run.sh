@@ -7,7 +7,7 @@
 #   benches/run.sh                 # everything (~5 minutes on 2 cores)
 #   RUNS=3 WAITS=10 benches/run.sh # quicker, noisier
 #   benches/run.sh seed wait       # some sections only (seed memory configmaps
-#                                  # wait watch scale bed ansible busy);
+#                                  # wait watch scale status bed ansible busy);
 #                                  # BENCHMARKS.md untouched
 #   WRITE=1 benches/run.sh ansible # the same, and its rows replace theirs in
 #                                  # BENCHMARKS.md (benches/benchmarks_md.sh)
@@ -33,6 +33,8 @@
 #      cold start of `mesh-run check` vs `kubectl version --client`;
 #   6. scale: playbooks/external-multi-dataplane.rhai with 1 + 8 clusters vs
 #      1 + 1, on a second sandbox of 9 clusters;
+#  10. status: `mesh-run status` of the installed 1 + 8 mesh (every cluster read
+#      concurrently, remote secrets tried live, istiod asked), median of STATUS_RUNS;
 #   7. the test bed itself (BED_RUNS sandboxes of 2 clusters, one after the
 #      other): start until DIR/ready, RSS per cluster idle and after
 #      external.rhai, each istiod's RSS, istiod's start (the wait on Istio
@@ -56,6 +58,7 @@ COLD=${COLD:-20}
 SAVES=${SAVES:-20}
 SCALE_RUNS=${SCALE_RUNS:-3}
 SCALE_DATA_PLANES=${SCALE_DATA_PLANES:-8}
+STATUS_RUNS=${STATUS_RUNS:-5}
 BED_RUNS=${BED_RUNS:-3}
 BED_IDLE=${BED_IDLE:-5}
 ANSIBLE_RUNS=${ANSIBLE_RUNS:-3}
@@ -352,6 +355,7 @@ scale() {
         t1=$(timed_cpu "$work/scale-1-$i.log" "$bin" "$playbook" --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set CTX_DATA_PLANE_CLUSTERS=dp1 --output json)
         teardown control-plane dp1
         tn=$(timed_cpu "$work/scale-n-$i.log" "$bin" "$playbook" --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set "CTX_DATA_PLANE_CLUSTERS=$all" --output json)
+        ((i < SCALE_RUNS)) || ! want status || status_of_mesh
         teardown control-plane "${dps[@]}"
         read -r w1 c1 s1 <<<"$t1"
         read -r wn cn sn <<<"$tn"
@@ -373,6 +377,38 @@ scale() {
         "server, etcd and the simulated operator about $(s $(((cnm - c1m) / (SCALE_DATA_PLANES - 1)))) of CPU. On $(nproc) cores 1 + $SCALE_DATA_PLANES" \
         "cannot take less than $(s "$floor") (CPU / cores), i.e. $(awk -v f="$floor" -v b="$m1" 'BEGIN { printf "%.1f×", f / b }') the 1 + 1 run even with" \
         "perfect overlap; mesh-run takes $(awk -v m="$mn" -v f="$floor" 'BEGIN { printf "%.2f", m / f }')× that floor."
+}
+
+# --- 10. status ----------------------------------------------------------------
+
+# status_checked ARGS...: `mesh-run status`, which may find failed checks (exit 1) but must run.
+status_checked() {
+    local code=0
+    "$bin" status "$@" || code=$?
+    ((code <= 1))
+}
+
+# status_of_mesh: on a sandbox of control-plane + dp1..dpN (N = SCALE_DATA_PLANES,
+# started here unless `scale` left one), the mesh installed once, then
+# `mesh-run status` of all 1 + N clusters, median of STATUS_RUNS after a warm-up.
+status_of_mesh() {
+    local dps=() times=() all i
+    for i in $(seq 1 "$SCALE_DATA_PLANES"); do dps+=("dp$i"); done
+    all=$(IFS=,; echo "${dps[*]}")
+    [[ -n $sandbox_pid ]] || start_sandbox status "control-plane,$all"
+    timed "$work/status-install.log" "$bin" playbooks/external-multi-dataplane.rhai \
+        --set CTX_CONTROL_PLANE_CLUSTER=control-plane --set "CTX_DATA_PLANE_CLUSTERS=$all" >/dev/null
+    for i in $(seq 0 "$STATUS_RUNS"); do
+        local t
+        t=$(timed "$work/status-$i.log" status_checked --context "control-plane,$all" --output json)
+        ((i > 0)) && times+=("$t")
+    done
+    local m failed
+    m=$(printf '%s\n' "${times[@]}" | median | round)
+    failed=$(grep -c '"verdict": "fail"' "$work/status-$STATUS_RUNS.log" || true)
+    row "10. status of 1 + $SCALE_DATA_PLANES clusters, median of $STATUS_RUNS" "$(s "$m")" "—" "—" "≤ 1 s" "$(met "$m <= 1000000")"
+    note "10. status read $((SCALE_DATA_PLANES + 1)) clusters concurrently, tried $SCALE_DATA_PLANES remote secrets live and asked istiod's" \
+        "/debug/clusterz; $failed check(s) failed on the installed mesh."
 }
 
 # --- 7. the real-Istio test bed --------------------------------------------
@@ -585,7 +621,7 @@ bed() {
 # --- the run -------------------------------------------------------------------
 
 # Sections to run: all by default (only then is BENCHMARKS.md written).
-sections=${*:-seed memory configmaps wait watch scale bed ansible busy}
+sections=${*:-seed memory configmaps wait watch scale status bed ansible busy}
 want() { [[ " $sections " == *" $1 "* ]]; }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 if want seed || want memory || want configmaps || want wait || want ansible; then
@@ -600,6 +636,11 @@ if want seed || want memory || want configmaps || want wait || want ansible; the
 fi
 want watch && watch_mode
 want scale && scale
+# With `scale`, status ran on its sandbox; alone, it starts one of its own.
+if want status && ! want scale; then
+    status_of_mesh
+    stop_sandbox
+fi
 want bed && bed
 want busy && seed_busy
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -641,7 +682,7 @@ fi
     echo "except scale (1 + 8 ÷ 1 + 1) and 7f (external.rhai ÷ its floor). Rows b: own time = wall time minus the"
     echo "peer's waits on the cluster (see benches/seed_floor.sh); each wait holds the peer's own reaction too."
     echo "Medians of RUNS=$RUNS (seed, busy seed, ConfigMaps), ANSIBLE_RUNS=$ANSIBLE_RUNS (Ansible), WAITS=$WAITS (wait latency), SAVES=$SAVES (watch),"
-    echo "COLD=$COLD (cold start), SCALE_RUNS=$SCALE_RUNS (scale), each after an untimed warm-up;"
+    echo "COLD=$COLD (cold start), SCALE_RUNS=$SCALE_RUNS (scale), STATUS_RUNS=$STATUS_RUNS (status), each after an untimed warm-up;"
     echo "BED_RUNS=$BED_RUNS (test bed: sandbox starts and external.rhai runs, no warm-up: a first start is what users see)."
 } >BENCHMARKS.md
 echo

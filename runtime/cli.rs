@@ -85,6 +85,10 @@ pub enum Command {
     },
     /// Print the reference of every primitive a playbook can call.
     Doc,
+    /// The whole multi-cluster mesh at a glance: control planes, remote secrets, data planes,
+    /// gateways and workloads of every context, checked live, with what to do about each failure.
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status(StatusArgs),
     /// Start local real Kubernetes clusters (etcd + kube-apiserver + kube-controller-manager)
     /// with a simulated Sail Operator and LoadBalancer, until Ctrl-C.
     Sandbox(SandboxArgs),
@@ -137,6 +141,48 @@ fn parse_request_timeout(s: &str) -> Result<RequestTimeout, String> {
     }
     let d = humantime::parse_duration(s).map_err(|e| format!("expected a duration like 30s or 2m, or 0 for none: {e}"))?;
     Ok(RequestTimeout((!d.is_zero()).then_some(d)))
+}
+
+const STATUS_EXAMPLES: &str = "\
+Reads every context concurrently (an unreachable one is reported, not fatal) and checks each
+remote secret live, why a data plane is RemoteIstiodNotReady, gateway address drift, meshes
+colliding on one control plane and istiod's own /debug/clusterz.
+
+Examples:
+  mesh-run status                                   # every context of the kubeconfig
+  mesh-run status --context control-plane,data-plane
+  mesh-run status --output json | jq '.checks[] | select(.verdict == \"fail\")'
+  mesh-run status --output svg > mesh.svg           # a picture, drawn by mesh-run itself
+  mesh-run status --watch                           # redrawn on every change, beside `mesh-run watch`
+
+Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 usage.";
+
+/// `mesh-run status` output formats.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFormat {
+    /// A tree per cluster, then the checks (colour on a terminal).
+    Text,
+    /// The graph and the checks (schema in the README).
+    Json,
+    /// Graphviz DOT.
+    Dot,
+    /// A self-contained SVG picture.
+    Svg,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// Contexts to read, comma-separated [default: every context of the kubeconfig].
+    #[arg(long = "context", value_delimiter = ',', value_name = "CONTEXT")]
+    pub contexts: Vec<String>,
+    /// Kubeconfig file [default: $KUBECONFIG, then ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: StatusFormat,
+    /// Redraw the text view whenever a cluster changes (watches, not polling), until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -205,6 +251,17 @@ mod tests {
         );
         assert_eq!(parse_request_timeout("0").unwrap(), RequestTimeout(None));
         assert!(parse_request_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn status_takes_contexts_and_a_format() {
+        let cli = Cli::try_parse_from(["mesh-run", "status", "--context", "a,b", "--output", "svg"]).unwrap();
+        let Some(Command::Status(args)) = cli.command else {
+            panic!("not status: {:?}", cli.command)
+        };
+        assert_eq!(args.contexts, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(args.output, StatusFormat::Svg);
+        assert!(Cli::try_parse_from(["mesh-run", "status", "--output", "png"]).is_err());
     }
 
     #[test]

@@ -19,5 +19,6 @@ pub mod sandbox;
 pub mod selector;
 pub mod sensitive;
 pub mod session;
+pub mod status;
 pub mod stdlib;
 pub mod watch;

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             print!("{}", mesh_run::primitives::reference());
             0
         }
+        (Some(Command::Status(args)), _) => runtime.block_on(mesh_run::status::command::run(args)),
         (Some(Command::Sandbox(args)), _) => runtime.block_on(sandbox(args)),
         (None, None) => {
             eprintln!("error: no playbook given\n\nUsage: mesh-run PLAYBOOK [--set KEY=VALUE]...   (mesh-run --help for more)");

@@ -60,6 +60,32 @@ impl Clusters {
         Ok(self.kubeconfig()?.contexts.iter().map(|c| c.name.clone()).collect())
     }
 
+    /// The API server URL and CA (PEM) that `context` names, as written in the
+    /// kubeconfig (`status` matches remote secrets to contexts by these).
+    pub fn server_and_ca(&self, context: &str) -> Result<(String, Option<Vec<u8>>)> {
+        use base64::Engine as _;
+        let kubeconfig = self.kubeconfig()?;
+        let cluster_name = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == context)
+            .and_then(|c| c.context.as_ref())
+            .map(|c| c.cluster.clone())
+            .unwrap_or_default();
+        let cluster = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster_name)
+            .and_then(|c| c.cluster.as_ref());
+        let server = cluster.and_then(|c| c.server.clone()).unwrap_or_default();
+        let ca = cluster.and_then(|c| {
+            let data = c.certificate_authority_data.as_ref();
+            data.and_then(|d| base64::engine::general_purpose::STANDARD.decode(d.trim()).ok())
+                .or_else(|| c.certificate_authority.as_ref().and_then(|f| std::fs::read(f).ok()))
+        });
+        Ok((server, ca))
+    }
+
     /// The client for `context`. No request is made here: an unknown context
     /// fails at once, an unreachable server fails on first use.
     pub async fn get(&self, context: &str) -> Result<Arc<ClusterClient>> {

@@ -25,6 +25,7 @@ mod label;
 mod parallel;
 mod rollout_restart;
 mod server;
+mod status;
 mod wait;
 
 /// One primitive: its documentation and how it is registered.
@@ -56,6 +57,7 @@ pub const ALL: &[&Primitive] = &[
     &exec::PRIMITIVE,
     &http_get::PRIMITIVE,
     &parallel::PRIMITIVE,
+    &status::PRIMITIVE,
 ];
 
 pub fn register_all(engine: &mut Engine, session: &Arc<Session>) {

@@ -19,6 +19,7 @@ mod external;
 mod multi_dataplane;
 mod multi_mesh;
 mod rendered;
+mod rotate;
 
 /// external.rhai's inputs on a control-plane/data-plane sandbox.
 fn inputs(api_server: &str) -> Vec<(&str, &str)> {

@@ -14,6 +14,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("teardown", include_str!("../stdlib/teardown.rhai")),
     ("verify", include_str!("../stdlib/verify.rhai")),
     ("istiod", include_str!("../stdlib/istiod.rhai")),
+    ("data_plane", include_str!("../stdlib/data_plane.rhai")),
     ("rotation", include_str!("../stdlib/rotation.rhai")),
 ];
 

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::support::{Output, SandboxHandle, Test};
 
 mod broken;
+mod data_planes;
 mod external;
 mod multi_dataplane;
 mod multi_mesh;

@@ -19,6 +19,7 @@ mod data_planes;
 mod external;
 mod multi_dataplane;
 mod multi_mesh;
+mod preflight;
 mod rendered;
 mod rotate;
 

@@ -15,6 +15,10 @@ pub const MODULES: &[(&str, &str)] = &[
     ("gateway", include_str!("../stdlib/gateway.rhai")),
     ("teardown", include_str!("../stdlib/teardown.rhai")),
     ("verify", include_str!("../stdlib/verify.rhai")),
+    ("istiod", include_str!("../stdlib/istiod.rhai")),
+    ("data_plane", include_str!("../stdlib/data_plane.rhai")),
+    ("preflight", include_str!("../stdlib/preflight.rhai")),
+    ("rotation", include_str!("../stdlib/rotation.rhai")),
 ];
 
 pub const MANIFESTS: &[(&str, &str)] = &[

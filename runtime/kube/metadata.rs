@@ -17,10 +17,16 @@ pub async fn patch(
     entries: Map<String, Value>,
     dry_run: bool,
 ) -> Result<Outcome> {
-    let live = cluster.get_json(&target.url(), target).await?.ok_or_else(|| Error::NotFound {
-        cluster: cluster.name.clone(),
-        object: target.to_string(),
-    })?;
+    let Some(live) = cluster.get_json(&target.url(), target).await? else {
+        // A dry run did not create what the playbook creates just before (a namespace).
+        if dry_run {
+            return Ok(Outcome::Configured);
+        }
+        return Err(Error::NotFound {
+            cluster: cluster.name.clone(),
+            object: target.to_string(),
+        });
+    };
     let current = live.pointer(&format!("/metadata/{field}")).and_then(Value::as_object);
     let unchanged = entries.iter().all(|(k, v)| match (current.and_then(|c| c.get(k)), v) {
         (None, Value::Null) => true,

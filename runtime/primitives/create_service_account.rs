@@ -50,6 +50,8 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
                 let outcome = match res.status {
                     st if st.is_success() => Outcome::Created,
                     StatusCode::CONFLICT => Outcome::Unchanged,
+                    // Its namespace, created just before by the playbook, was only dry-run created.
+                    StatusCode::NOT_FOUND if s2.dry_run => Outcome::Created,
                     _ => return Err(c.0.api_error(&res, &object, "create")),
                 };
                 s2.step(&c.0.name, "create", &object, outcome.as_str(), started, None);

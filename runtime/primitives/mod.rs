@@ -19,6 +19,7 @@ mod ensure_namespace;
 mod exec;
 mod get;
 mod get_jsonpath;
+mod get_raw;
 mod http_get;
 mod input;
 mod label;
@@ -47,6 +48,7 @@ pub const ALL: &[&Primitive] = &[
     &wait::PRIMITIVE,
     &get::PRIMITIVE,
     &get_jsonpath::PRIMITIVE,
+    &get_raw::PRIMITIVE,
     &ensure_namespace::PRIMITIVE,
     &create_service_account::PRIMITIVE,
     &create_remote_secret::PRIMITIVE,

@@ -15,10 +15,13 @@ use serde_json::Value;
 use crate::support::{Output, SandboxHandle, Test};
 
 mod broken;
+mod data_planes;
 mod external;
 mod multi_dataplane;
 mod multi_mesh;
+mod preflight;
 mod rendered;
+mod rotate;
 
 /// external.rhai's inputs on a control-plane/data-plane sandbox.
 fn inputs(api_server: &str) -> Vec<(&str, &str)> {

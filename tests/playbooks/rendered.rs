@@ -177,7 +177,11 @@ pub fn istiod_debug(sandbox_dir: &std::path::Path, cluster: &str, namespace: &st
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{namespace}-istiod")))
         .filter_map(|e| std::fs::read_to_string(e.path().join("ports")).ok())
-        .next()
+        // A restarted istiod's old folder stays: take the one whose process lives.
+        .find(|ports| {
+            let pid = ports.lines().find_map(|l| l.strip_prefix("pid "));
+            pid.is_some_and(|pid| std::path::Path::new("/proc").join(pid.trim()).exists())
+        })
         .unwrap_or_else(|| panic!("no istiod of {namespace} in {}", folder.display()));
     let http = ports
         .lines()

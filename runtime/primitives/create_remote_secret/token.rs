@@ -165,7 +165,11 @@ pub(super) async fn legacy_service_account_secret(client: &ClusterClient, req: &
 pub(super) async fn find_or_create_token_secret(session: &Session, client: &ClusterClient, req: &Request) -> Result<Option<Value>> {
     let (ns, sa) = (&req.namespace, &req.service_account);
     if let Some(name) = &req.secret_name {
-        return get_referencing_secret(client, ns, name, sa).await.map(Some);
+        return match get_referencing_secret(client, ns, name, sa).await {
+            // A dry run of a playbook that creates this Secret first (a token rotation) did not create it.
+            Err(Error::NotFound { .. }) if session.dry_run => Ok(None),
+            found => found.map(Some),
+        };
     }
     let path = format!(
         "/api/v1/namespaces/{ns}/secrets?fieldSelector=type%3D{}",

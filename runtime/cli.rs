@@ -75,10 +75,18 @@ pub enum Command {
         #[arg(long)]
         clear: bool,
     },
-    /// Compile playbooks and the modules they import; touches no cluster.
+    /// Compile playbooks and the modules they import and find the mistakes that show without
+    /// running: unknown functions, option keys and contexts, wrong argument counts, literal
+    /// manifests that are not YAML, `--set` keys no input() reads. Touches no cluster.
     Check {
         #[arg(required = true, value_name = "PLAYBOOK")]
         playbooks: Vec<PathBuf>,
+        /// The `--set` of the run to check: each key must be read by an input().
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+        sets: Vec<(String, String)>,
+        /// Kubeconfig whose contexts the playbook's clusters must name [default: $KUBECONFIG, then ~/.kube/config].
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
     },
     /// Print the reference of every primitive a playbook can call.
     Doc,
@@ -164,7 +172,7 @@ mod tests {
         assert_eq!(run.playbook, PathBuf::from("p.rhai"));
         assert!(run.dry_run);
         let cli = Cli::try_parse_from(["mesh-run", "check", "a.rhai", "b.rhai"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Check { playbooks }) if playbooks.len() == 2));
+        assert!(matches!(cli.command, Some(Command::Check { playbooks, .. }) if playbooks.len() == 2));
     }
 
     #[test]

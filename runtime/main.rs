@@ -20,7 +20,14 @@ fn main() -> ExitCode {
     let code = match (cli.command, cli.run) {
         (Some(Command::Run(args)), _) | (None, Some(args)) => run_once(&runtime, args),
         (Some(Command::Watch { run, clear }), _) => mesh_run::watch::watch(&runtime, options(run), clear),
-        (Some(Command::Check { playbooks }), _) => check(&playbooks),
+        (
+            Some(Command::Check {
+                playbooks,
+                sets,
+                kubeconfig,
+            }),
+            _,
+        ) => check(&playbooks, sets, kubeconfig),
         (Some(Command::Doc), _) => {
             print!("{}", mesh_run::primitives::reference());
             0
@@ -86,10 +93,12 @@ async fn stop_on_signals(bridge: Bridge) {
     std::process::exit(130);
 }
 
-fn check(playbooks: &[std::path::PathBuf]) -> u8 {
+fn check(playbooks: &[std::path::PathBuf], sets: Vec<(String, String)>, kubeconfig: Option<std::path::PathBuf>) -> u8 {
     let mut failed = false;
+    let sets = sets.into_iter().collect();
+    let kubeconfig = mesh_run::kube::Clusters::default_path(kubeconfig);
     for p in playbooks {
-        match run::check(p) {
+        match run::check(p, &sets, &kubeconfig) {
             Ok(n) => println!("ok {} ({n} script{})", p.display(), if n == 1 { "" } else { "s" }),
             Err(e) => {
                 eprintln!("{e}");

@@ -46,6 +46,7 @@ spec:
 dp.apply(helloworld, #{ namespace: "sample", selector: "service=helloworld" });
 ```
 "#,
+    options: OPTION_KEYS,
     register,
 };
 
@@ -78,7 +79,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
             let c = c.clone();
             s.bridge.run(async move {
                 let objects = to_objects(manifests)?;
-                let opts = crate::options::parse::<ApplyOpts>("apply", opts, OPTION_KEYS)?.into_options(s2.dry_run)?;
+                let opts = PRIMITIVE.parse_options::<ApplyOpts>(opts)?.into_options(s2.dry_run)?;
                 apply_and_report(&s2, &c, objects, &opts).await
             })
         };

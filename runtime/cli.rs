@@ -75,13 +75,21 @@ pub enum Command {
         #[arg(long)]
         clear: bool,
     },
-    /// Compile playbooks and the modules they import; touches no cluster.
+    /// Compile playbooks and the modules they import and find the mistakes that show without
+    /// running: unknown functions, option keys and contexts, wrong argument counts, literal
+    /// manifests that are not YAML, `--set` keys no input() reads. Touches no cluster.
     Check {
         #[arg(required = true, value_name = "PLAYBOOK")]
         playbooks: Vec<PathBuf>,
         /// Read `mesh/...` modules from DIR before the built-in stdlib.
         #[arg(long, value_name = "DIR", env = "MESH_RUN_STDLIB")]
         stdlib: Option<PathBuf>,
+        /// The `--set` of the run to check: each key must be read by an input().
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+        sets: Vec<(String, String)>,
+        /// Kubeconfig whose contexts the playbook's clusters must name [default: $KUBECONFIG, then ~/.kube/config].
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
     },
     /// Print the reference of every primitive a playbook can call.
     Doc,
@@ -183,6 +191,9 @@ pub struct StatusArgs {
     /// Redraw the text view whenever a cluster changes (watches, not polling), until Ctrl-C.
     #[arg(long)]
     pub watch: bool,
+    /// Give up on any one API request after this long (`0`: never); a context that does not answer is reported.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_request_timeout)]
+    pub request_timeout: RequestTimeout,
 }
 
 #[derive(Args, Debug, Clone)]

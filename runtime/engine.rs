@@ -30,10 +30,23 @@ pub fn limits(engine: &mut Engine) {
     engine.disable_symbol("eval");
 }
 
-/// An engine with no cluster access: for `mesh-run check`.
-pub fn bare() -> Engine {
-    let mut engine = Engine::new();
-    limits(&mut engine);
+/// The engine `mesh-run check` (and every run, before its first request)
+/// reads scripts with: it knows every function a run's engine knows, and
+/// compiles without optimisation, so the AST is the script as written
+/// (option maps stay maps). Nothing is evaluated: no cluster is reached.
+pub fn for_check(bridge: crate::bridge::Bridge) -> Engine {
+    let session = Arc::new(Session {
+        bridge,
+        clusters: crate::kube::Clusters::new(Default::default(), None),
+        reporter: crate::report::Reporter::new(crate::report::Format::Text),
+        dry_run: false,
+        sets: Default::default(),
+        base_dir: Default::default(),
+        files_read: Default::default(),
+        stdlib_dir: None,
+    });
+    let mut engine = build(&session, Resolver::new(std::path::Path::new("."), None, Default::default()));
+    engine.set_optimization_level(rhai::OptimizationLevel::None);
     engine
 }
 

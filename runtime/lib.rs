@@ -2,6 +2,7 @@
 //! real Kubernetes API servers. The binary (main.rs) is glue; this is the tool.
 
 pub mod bridge;
+pub mod check;
 pub mod cli;
 pub mod diagnostic;
 pub mod engine;

@@ -23,7 +23,15 @@ fn main() -> ExitCode {
             Ok(opts) => mesh_run::watch::watch(&runtime, opts, clear),
             Err(code) => code,
         },
-        (Some(Command::Check { playbooks, stdlib }), _) => check(&playbooks, stdlib.as_deref()),
+        (
+            Some(Command::Check {
+                playbooks,
+                stdlib,
+                sets,
+                kubeconfig,
+            }),
+            _,
+        ) => check(&playbooks, sets, kubeconfig, stdlib),
         (Some(Command::Doc), _) => {
             print!("{}", mesh_run::primitives::reference());
             0
@@ -107,16 +115,23 @@ async fn stop_on_signals(bridge: Bridge) {
     std::process::exit(130);
 }
 
-fn check(playbooks: &[std::path::PathBuf], stdlib: Option<&std::path::Path>) -> u8 {
-    if let Some(dir) = stdlib
+fn check(
+    playbooks: &[std::path::PathBuf],
+    sets: Vec<(String, String)>,
+    kubeconfig: Option<std::path::PathBuf>,
+    stdlib: Option<std::path::PathBuf>,
+) -> u8 {
+    if let Some(dir) = &stdlib
         && let Err(e) = mesh_run::stdlib::announce_override(dir)
     {
         eprintln!("error[usage]: {e}");
         return 2;
     }
     let mut failed = false;
+    let sets = sets.into_iter().collect();
+    let kubeconfig = mesh_run::kube::Clusters::default_path(kubeconfig);
     for p in playbooks {
-        match run::check(p, stdlib) {
+        match run::check(p, &sets, &kubeconfig, stdlib.as_deref()) {
             Ok(n) => println!("ok {} ({n} script{})", p.display(), if n == 1 { "" } else { "s" }),
             Err(e) => {
                 eprintln!("{e}");

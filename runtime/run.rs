@@ -73,9 +73,31 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
                 first: first.clone(),
             }));
         }
+        // Every mistake the playbook shows without running, before the first request.
+        let settings = crate::check::Settings {
+            sets: opts.sets.clone(),
+            contexts: session.clusters.context_names().ok(),
+            stdlib_dir: opts.stdlib.clone(),
+        };
+        let check_engine = crate::engine::for_check(bridge.clone());
+        if let Err(mut found) = crate::check::check(&check_engine, &name, &text, &base_dir, &sources, &settings) {
+            let first = found.remove(0);
+            if found.is_empty() {
+                return Err(first);
+            }
+            let message = format!("{} (and {} more: `mesh-run check {name}` lists them)", first.error, found.len());
+            let error = match first.error.kind() {
+                "usage" => Error::usage(message),
+                _ => Error::Script { message },
+            };
+            return Err(Diagnostic {
+                error: std::sync::Arc::new(error),
+                frames: first.frames,
+            });
+        }
         let mut ast = engine
             .compile(&text)
-            .map_err(|e| Diagnostic::from_rhai(&rhai::EvalAltResult::ErrorParsing(*e.0, e.1), &name, None))?;
+            .map_err(|e| crate::check::syntax::diagnose(*e.0, e.1, &name, &text))?;
         ast.set_source(name.as_str());
         engine.run_ast(&ast).map_err(|e| Diagnostic::from_rhai(&e, &name, Some(&bridge)))
     })();
@@ -102,47 +124,31 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
     RunOutcome { result, files }
 }
 
-/// `mesh-run check`: compile a playbook and every module it imports, with
-/// no cluster access (imports are followed by reading, not running).
-pub fn check(playbook: &Path, stdlib_dir: Option<&Path>) -> Result<usize, String> {
-    let engine = crate::engine::bare();
+/// `mesh-run check`: compile a playbook and every module it imports, and
+/// look for the mistakes `crate::check` finds, with no cluster access
+/// (imports are followed by reading, not running). `sets` are checked
+/// against the playbook's inputs; contexts against `kubeconfig` if it exists.
+pub fn check(playbook: &Path, sets: &HashMap<String, String>, kubeconfig: &Path, stdlib_dir: Option<&Path>) -> Result<usize, String> {
+    let name = playbook.display().to_string();
+    let text = std::fs::read_to_string(playbook).map_err(|e| format!("error[usage]: cannot read playbook {name}: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| format!("error: cannot start the async runtime: {e}"))?;
+    let engine = crate::engine::for_check(Bridge::new(runtime.handle().clone()));
     let sources = Sources::default();
-    let base_dir = playbook
+    let settings = crate::check::Settings {
+        sets: sets.clone(),
+        contexts: Clusters::new(kubeconfig.to_path_buf(), None).context_names().ok(),
+        stdlib_dir: stdlib_dir.map(Path::to_path_buf),
+    };
+    crate::check::check(&engine, &name, &text, &base_dir_of(playbook), &sources, &settings)
+        .map_err(|ds| ds.iter().map(|d| d.render(&sources)).collect::<Vec<_>>().join("\n\n"))
+}
+
+fn base_dir_of(playbook: &Path) -> PathBuf {
+    playbook
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let mut pending = vec![(
-        playbook.display().to_string(),
-        std::fs::read_to_string(playbook).map_err(|e| format!("{}: {e}", playbook.display()))?,
-    )];
-    let mut seen = Vec::new();
-    while let Some((name, text)) = pending.pop() {
-        if seen.contains(&name) {
-            continue;
-        }
-        sources.insert(&name, &text);
-        engine
-            .compile(&text)
-            .map_err(|e| Diagnostic::from_rhai(&rhai::EvalAltResult::ErrorParsing(*e.0, e.1), &name, None).render(&sources))?;
-        for import in imports(&text) {
-            let module = crate::modules::locate_for_check(&base_dir, stdlib_dir, Some(&name), &import)
-                .map_err(|e| format!("error[script]: {name}: {e}"))?;
-            pending.push(module);
-        }
-        seen.push(name);
-    }
-    Ok(seen.len())
-}
-
-/// Static import paths (`import "mesh/istio" as istio;`) of a script.
-/// A textual scan: Rhai's AST is not public API.
-fn imports(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|l| l.split("//").next()?.trim().strip_prefix("import"))
-        .filter_map(|rest| {
-            let rest = rest.trim_start().strip_prefix('"')?;
-            Some(rest[..rest.find('"')?].to_string())
-        })
-        .collect()
+        .to_path_buf()
 }

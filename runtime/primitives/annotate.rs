@@ -21,9 +21,10 @@ Returns `configured`, or `unchanged` when the object already has them (reruns ch
 dp.annotate("namespace/external-istiod", #{ "topology.istio.io/controlPlaneClusters": "cluster1" });
 ```
 "#,
+    options: super::label::OPTION_KEYS,
     register,
 };
 
 fn register(engine: &mut Engine, session: &Arc<Session>) {
-    super::label::register_for(engine, session, "annotate", "annotations");
+    super::label::register_for(engine, session, &PRIMITIVE, "annotations");
 }

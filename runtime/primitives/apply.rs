@@ -50,6 +50,7 @@ spec:
 dp.apply(helloworld, #{ namespace: "sample", selector: "service=helloworld" });
 ```
 "#,
+    options: OPTION_KEYS,
     register,
 };
 
@@ -82,7 +83,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
             let c = c.clone();
             s.bridge.run(async move {
                 let objects = to_objects(manifests)?;
-                let opts = crate::options::parse::<ApplyOpts>("apply", opts, OPTION_KEYS)?.into_options(s2.dry_run)?;
+                let opts = PRIMITIVE.parse_options::<ApplyOpts>(opts)?.into_options(s2.dry_run)?;
                 apply_and_report(&s2, &c, objects, &opts).await
             })
         };
@@ -226,7 +227,8 @@ mod tests {
     /// check is a value the engine accepts, one more object is not.
     #[test]
     fn the_check_agrees_with_the_engine() {
-        let engine = engine::bare();
+        let mut engine = rhai::Engine::new();
+        engine::limits(&mut engine);
         let result = |n: usize| -> Dynamic {
             let one: Map = [
                 ("kind", "ConfigMap"),

@@ -28,6 +28,7 @@ cp.apply_file("controlplane-gateway.yaml");
 dp.apply_file("helloworld.yaml", #{ namespace: "sample", selector: "version=v1" });
 ```
 "#,
+    options: OPTION_KEYS,
     register,
 };
 
@@ -37,7 +38,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
         let f = move |c: &mut ClusterHandle, path: &str, opts: Option<Map>| -> std::result::Result<Array, Box<EvalAltResult>> {
             let (s2, c, path) = (s.clone(), c.clone(), path.to_string());
             s.bridge.run(async move {
-                let opts = crate::options::parse::<ApplyOpts>("apply_file", opts, OPTION_KEYS)?.into_options(s2.dry_run)?;
+                let opts = PRIMITIVE.parse_options::<ApplyOpts>(opts)?.into_options(s2.dry_run)?;
                 let (text, name) = read(&s2, &path)?;
                 let objects = crate::manifest::parse(&text, &name)?;
                 apply_and_report(&s2, &c, objects, &opts).await

@@ -20,6 +20,7 @@ let cp = cluster(input("CTX_CONTROL_PLANE_CLUSTER"));
 print(cp.name);
 ```
 "#,
+    options: &[],
     register,
 };
 

@@ -21,6 +21,7 @@ existing one is not an error: returns `created` or `unchanged`, so reruns succee
 cp.create_service_account("external-istiod", "istiod-service-account");
 ```
 "#,
+    options: &[],
     register,
 };
 

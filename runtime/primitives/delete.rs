@@ -30,8 +30,11 @@ cp.delete("istio/external-istiod", #{ timeout: "2m" });
 dp.delete("namespace/sample");
 ```
 "#,
+    options: KEYS,
     register,
 };
+
+const KEYS: &[&str] = &["namespace", "wait", "timeout", "ignore_not_found"];
 
 #[derive(Deserialize, Default)]
 struct Opts {
@@ -54,7 +57,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
 
 async fn delete(session: &Session, cluster: &ClusterHandle, resource: &str, opts: Option<Map>) -> Result<String> {
     let started = Instant::now();
-    let opts: Opts = crate::options::parse("delete", opts, &["namespace", "wait", "timeout", "ignore_not_found"])?;
+    let opts: Opts = PRIMITIVE.parse_options(opts)?;
     let timeout = crate::options::duration(&opts.timeout, Duration::from_secs(60), "delete timeout")?;
     let client = &cluster.0;
     let target = ObjectRef::resolve(client, resource, opts.namespace.as_deref()).await?;

@@ -23,6 +23,7 @@ Project, like `oc new-project`; elsewhere it creates a Namespace. An existing on
 cp.ensure_namespace("istio-system");
 ```
 "#,
+    options: &[],
     register,
 };
 

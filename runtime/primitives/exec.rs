@@ -32,8 +32,11 @@ let hello = dp.exec("deploy/sleep", ["curl", "-sS", "helloworld.sample:5000/hell
     #{ container: "sleep", namespace: "sample" });
 ```
 "#,
+    options: KEYS,
     register,
 };
+
+const KEYS: &[&str] = &["container", "namespace"];
 
 #[derive(Deserialize, Default)]
 struct Opts {
@@ -48,7 +51,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
             let (c, target, s2) = (c.clone(), target.to_string(), s.clone());
             s.bridge.run(async move {
                 let started = Instant::now();
-                let opts: Opts = crate::options::parse("exec", opts, &["container", "namespace"])?;
+                let opts: Opts = PRIMITIVE.parse_options(opts)?;
                 let command: Vec<String> = command.into_iter().map(|d| d.to_string()).collect();
                 let namespace = opts.namespace.unwrap_or_else(|| "default".into());
                 let pod = pod_for(&c, &target, &namespace).await?;

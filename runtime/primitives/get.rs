@@ -26,6 +26,7 @@ print(svc.spec.type);
 let pods = dp.get("pods", #{ namespace: "sample", selector: "app=sleep" });
 ```
 "#,
+    options: KEYS,
     register,
 };
 
@@ -44,7 +45,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
         let s2 = s.clone();
         s.bridge.run(async move {
             let started = Instant::now();
-            let opts: GetOpts = crate::options::parse("get", opts, KEYS)?;
+            let opts: GetOpts = PRIMITIVE.parse_options(opts)?;
             let object = fetch(&c, &resource, &opts).await?;
             s2.step(&c.0.name, "get", &resource, "ok", started, None);
             rhai::serde::to_dynamic(object).map_err(|e| Error::usage(e.to_string()))

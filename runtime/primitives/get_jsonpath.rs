@@ -26,6 +26,7 @@ let addr = cp.get_jsonpath("svc/istio-ingressgateway", "{.status.loadBalancer.in
     #{ namespace: "istio-system" });
 ```
 "#,
+    options: KEYS,
     register,
 };
 
@@ -36,7 +37,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
         let s2 = s.clone();
         s.bridge.run(async move {
             let started = Instant::now();
-            let opts: GetOpts = crate::options::parse("get_jsonpath", opts, KEYS)?;
+            let opts: GetOpts = PRIMITIVE.parse_options(opts)?;
             let object = fetch(&c, &resource, &opts).await?;
             let out = crate::jsonpath::render(&template, &object)?;
             s2.step(&c.0.name, "get", &format!("{resource} {template}"), "ok", started, None);

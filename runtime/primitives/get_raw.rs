@@ -16,6 +16,7 @@ use crate::report::Event;
 use crate::session::{ClusterHandle, Session};
 
 pub const PRIMITIVE: Primitive = Primitive {
+    options: KEYS,
     name: "get_raw",
     signatures: &[
         "cp.get_raw(path) -> map|array|string",
@@ -69,7 +70,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
 }
 
 async fn get_raw(session: &Session, client: &ClusterClient, path: &str, opts: Option<Map>) -> Result<Value> {
-    let opts: Opts = crate::options::parse("get_raw", opts, KEYS)?;
+    let opts: Opts = PRIMITIVE.parse_options(opts)?;
     if !path.starts_with('/') {
         return Err(Error::usage(format!(
             "get_raw: \"{path}\" is not an API path; give one starting with / (e.g. \"/version\")"

@@ -24,6 +24,7 @@ connection failure or a status other than 2xx is an error of kind `remote` (with
 let reply = http_get(`http://${gateway_url}/hello`);
 ```
 "#,
+    options: &[],
     register,
 };
 

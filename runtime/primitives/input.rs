@@ -22,6 +22,7 @@ let version = input("ISTIO_VERSION", "1.24.3");
 let cp = cluster(input("CTX_CONTROL_PLANE_CLUSTER"));
 ```
 "#,
+    options: &[],
     register,
 };
 

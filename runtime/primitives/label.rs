@@ -26,8 +26,11 @@ Returns `configured`, or `unchanged` when the object already has them (reruns ch
 dp.label("namespace/sample", #{ "istio.io/rev": "external-istiod" });
 ```
 "#,
+    options: OPTION_KEYS,
     register,
 };
+
+pub(super) const OPTION_KEYS: &[&str] = &["namespace"];
 
 #[derive(Deserialize, Default)]
 struct Opts {
@@ -35,17 +38,18 @@ struct Opts {
 }
 
 fn register(engine: &mut Engine, session: &Arc<Session>) {
-    register_for(engine, session, "label", "labels");
+    register_for(engine, session, &PRIMITIVE, "labels");
 }
 
 /// Shared by `label` and `annotate`: the same merge patch on another field.
-pub(super) fn register_for(engine: &mut Engine, session: &Arc<Session>, name: &'static str, field: &'static str) {
+pub(super) fn register_for(engine: &mut Engine, session: &Arc<Session>, primitive: &'static Primitive, field: &'static str) {
+    let name = primitive.name;
     let s = session.clone();
     let f = move |c: &mut ClusterHandle, resource: &str, entries: Map, opts: Option<Map>| -> Result<String, Box<EvalAltResult>> {
         let (c, resource, s2) = (c.clone(), resource.to_string(), s.clone());
         s.bridge.run(async move {
             let started = Instant::now();
-            let opts: Opts = crate::options::parse(name, opts, &["namespace"])?;
+            let opts: Opts = primitive.parse_options(opts)?;
             let entries = rhai::serde::from_dynamic(&Dynamic::from_map(entries)).map_err(|e| Error::usage(e.to_string()))?;
             let entries = metadata::entries(entries, field)?;
             let target = ObjectRef::resolve(&c.0, &resource, opts.namespace.as_deref()).await?;

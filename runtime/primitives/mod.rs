@@ -36,7 +36,55 @@ pub struct Primitive {
     pub signatures: &'static [&'static str],
     /// What it does, its options and an example (Markdown).
     pub doc: &'static str,
+    /// The keys of its trailing option map (`#{...}` in `signatures`): the one
+    /// list both the runtime option parser and `mesh-run check` read.
+    pub options: &'static [&'static str],
     pub register: fn(&mut Engine, &Arc<Session>),
+}
+
+impl Primitive {
+    /// The trailing option map of a call, rejecting keys not in `options`.
+    pub fn parse_options<T: serde::de::DeserializeOwned + Default>(&self, map: Option<rhai::Map>) -> crate::error::Result<T> {
+        crate::options::parse(self.name, map, self.options)
+    }
+
+    /// Every call form as (is a method call, parameter texts), from `signatures`:
+    /// `cp.wait(resource, #{...})` is `(true, ["resource", "#{...}"])`. Properties
+    /// (`cp.name`) are not calls and are left out.
+    pub fn forms(&self) -> Vec<(bool, Vec<&'static str>)> {
+        self.signatures.iter().filter_map(|s| parse_signature(self.name, s)).collect()
+    }
+
+    pub fn find(name: &str) -> Option<&'static Primitive> {
+        ALL.iter().copied().find(|p| p.name == name)
+    }
+}
+
+fn parse_signature(name: &str, signature: &'static str) -> Option<(bool, Vec<&'static str>)> {
+    let open = signature.find(&format!("{name}("))?;
+    let method = signature[..open].ends_with('.');
+    let inner = &signature[open + name.len() + 1..];
+    let (mut depth, mut params, mut start) = (0usize, Vec::new(), 0);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ']' | '}' => depth -= 1,
+            ')' if depth == 0 => {
+                let last = inner[start..i].trim();
+                if !last.is_empty() {
+                    params.push(last);
+                }
+                return Some((method, params));
+            }
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                params.push(inner[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 pub const ALL: &[&Primitive] = &[
@@ -101,6 +149,45 @@ mod tests {
             readme[start..end] == reference(),
             "README reference is stale: run scripts/update-readme.sh"
         );
+    }
+
+    /// The option keys a signature shows are the keys the primitive accepts.
+    #[test]
+    fn signatures_show_the_option_keys() {
+        for p in ALL {
+            for (_, params) in p.forms() {
+                let Some(map) = params.last().and_then(|l| l.strip_prefix("#{")) else {
+                    continue;
+                };
+                if map.starts_with("...") {
+                    continue;
+                }
+                let shown: Vec<String> = map
+                    .trim_end_matches('}')
+                    .split(',')
+                    .map(|k| k.trim().trim_matches('"').to_string())
+                    .collect();
+                assert_eq!(shown, p.options, "{}", p.name);
+            }
+        }
+    }
+
+    #[test]
+    fn signatures_parse_into_call_forms() {
+        let wait = Primitive::find("wait").unwrap();
+        assert_eq!(
+            wait.forms(),
+            vec![
+                (true, vec!["resource"]),
+                (true, vec!["resource", "#{\"for\", wait_for, timeout, namespace, fail_if}"])
+            ]
+        );
+        let parallel = Primitive::find("parallel").unwrap();
+        assert_eq!(parallel.forms(), vec![(false, vec!["[closure, ...]"])]);
+        let cluster = Primitive::find("cluster").unwrap();
+        assert_eq!(cluster.forms(), vec![(false, vec!["context"])]);
+        let server = Primitive::find("server").unwrap();
+        assert_eq!(server.forms(), vec![(true, vec![])]);
     }
 
     #[test]

@@ -23,6 +23,7 @@ let results = parallel(data_planes.map(|dp| || external::cni(dp, mesh)));
 parallel([|| cp.wait("istio/external-istiod"), || dp.wait("istio/external-istiod")]);
 ```
 "#,
+    options: &[],
     register,
 };
 

@@ -17,6 +17,7 @@ use crate::report::Event;
 use crate::session::{ClusterHandle, Session};
 
 pub const PRIMITIVE: Primitive = Primitive {
+    options: KEYS,
     name: "rollout_restart",
     signatures: &[
         "cp.rollout_restart(resource) -> array",
@@ -66,7 +67,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
 }
 
 async fn restart(session: &Session, cluster: &ClusterHandle, resource: &str, opts: Option<Map>) -> Result<Vec<String>> {
-    let opts: Opts = crate::options::parse("rollout_restart", opts, KEYS)?;
+    let opts: Opts = PRIMITIVE.parse_options(opts)?;
     let timeout = crate::options::duration(&opts.timeout, Duration::from_secs(300), "rollout_restart timeout")?;
     let targets = targets(cluster, resource, &opts).await?;
     let client = &cluster.0;

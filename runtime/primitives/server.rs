@@ -18,6 +18,7 @@ procedure's `DATA_PLANE_API_SERVER` defaults to this.
 let url = input("DATA_PLANE_API_SERVER", dp.server());
 ```
 "#,
+    options: &[],
     register,
 };
 

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::session::{ClusterHandle, Session};
 
 pub const PRIMITIVE: Primitive = Primitive {
+    options: &[],
     name: "status",
     signatures: &["status([cluster, ...]) -> map"],
     doc: r#"

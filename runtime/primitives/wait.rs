@@ -17,7 +17,7 @@ pub const PRIMITIVE: Primitive = Primitive {
     name: "wait",
     signatures: &[
         "cp.wait(resource) -> map",
-        "cp.wait(resource, #{\"for\", timeout, namespace, fail_if}) -> map",
+        "cp.wait(resource, #{\"for\", wait_for, timeout, namespace, fail_if}) -> map",
     ],
     doc: r#"
 Waits until an object satisfies every condition in `"for"` (a string or an array; default
@@ -39,6 +39,7 @@ cp.wait("svc/istio-ingressgateway", #{ namespace: "istio-system",
 dp.wait("istio/external-istiod", #{ fail_if: "condition=Reconciled=False" });
 ```
 "#,
+    options: KEYS,
     register,
 };
 
@@ -67,7 +68,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
 }
 
 async fn wait(session: &Session, cluster: &ClusterHandle, resource: &str, opts: Option<Map>) -> Result<Dynamic> {
-    let opts: WaitOpts = crate::options::parse("wait", opts, KEYS)?;
+    let opts: WaitOpts = PRIMITIVE.parse_options(opts)?;
     if opts.for_.is_some() && opts.wait_for.is_some() {
         return Err(Error::usage("wait: give \"for\" or its alias \"wait_for\", not both"));
     }

@@ -8,7 +8,7 @@ use crate::cli::{StatusArgs, StatusFormat};
 use crate::kube::Clusters;
 
 pub async fn run(args: StatusArgs) -> u8 {
-    let clusters = Clusters::new(Clusters::default_path(args.kubeconfig));
+    let clusters = Clusters::new(Clusters::default_path(args.kubeconfig), args.request_timeout.0);
     let contexts = if args.contexts.is_empty() {
         match clusters.context_names() {
             Ok(names) => names,

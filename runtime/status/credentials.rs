@@ -37,6 +37,9 @@ pub struct Outcome {
 
 /// Tries `secret`, held by the istiod `subject` on `cluster`; `namespace` is
 /// where the rules are reviewed (the data plane's istio namespace).
+/// How long one request of the live try may take.
+const LIVE_TRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn probe(secret: &ParsedSecret, cluster: &str, subject: &str, namespace: &str) -> Outcome {
     let what = format!("remote secret {}/{} ({})", secret.namespace, secret.name, secret.cluster_name);
     let recreate = format!(
@@ -57,7 +60,8 @@ pub async fn probe(secret: &ParsedSecret, cluster: &str, subject: &str, namespac
         return outcome(None, fail(format!("{what}: no kubeconfig"), &recreate));
     };
     let client = match kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await {
-        Ok(config) => ClusterClient::new(&what, config),
+        // A secret pointing at a silent server must not hold the whole status up.
+        Ok(config) => ClusterClient::new(&what, config, Some(LIVE_TRY_DEADLINE)),
         Err(e) => Err(crate::error::Error::usage(e.to_string())),
     };
     let client = match client {

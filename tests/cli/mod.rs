@@ -1,6 +1,8 @@
 // In tests/cli/ (not tests/cli.rs): Cargo would build every tests/*.rs as a test binary of its own.
 //! The command line without clusters: help that teaches, `check`, `doc`, usage errors.
 
+mod check;
+
 use std::path::PathBuf;
 
 use crate::support::Test;

@@ -56,6 +56,7 @@ let secret = create_remote_secret(dp, #{ type: "config", namespace: "external-is
 cp.apply(secret);
 ```
 "#,
+    options: KEYS,
     register,
 };
 
@@ -122,7 +123,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
     let f = move |c: &mut ClusterHandle, opts: Option<Map>| -> std::result::Result<Dynamic, Box<EvalAltResult>> {
         let (s2, c) = (s.clone(), c.clone());
         s.bridge.run(async move {
-            let opts = crate::options::parse::<RemoteSecretOpts>("create_remote_secret", opts, KEYS)?;
+            let opts = PRIMITIVE.parse_options::<RemoteSecretOpts>(opts)?;
             let secret = create_remote_secret(&s2, &c, Request::from_options(opts)?).await?;
             Ok(Dynamic::from(Sensitive(secret)))
         })

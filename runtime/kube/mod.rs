@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod metadata;
 pub mod object_ref;
 pub mod remote_secret;
+pub mod suggest;
 pub mod trace;
 pub mod watch;
 

@@ -15,6 +15,8 @@ use crate::error::Error;
 #[derive(Clone, Debug, PartialEq)]
 pub enum StopReason {
     Interrupted,
+    /// SIGTERM: reported as the signal it is, not as Ctrl-C.
+    Terminated,
     RunTimeout(String),
     Rerun,
 }
@@ -50,6 +52,7 @@ impl Bridge {
                 waiting_for: "the whole run (--timeout)".into(),
                 explanation: "  raise --timeout, or look at the step that was running".into(),
             },
+            Some(StopReason::Terminated) => Error::Terminated { signal: "SIGTERM".into() },
             Some(StopReason::Rerun) => Error::Interrupted {
                 place: "by a file change (rerun)".into(),
             },

@@ -73,6 +73,10 @@ pub enum Error {
     #[error("interrupted {place}")]
     Interrupted { place: String },
 
+    /// SIGTERM (`kill`, a service manager, CI): stopped where it was, exit 143.
+    #[error("interrupted by {signal} (a signal, sent by another process)")]
+    Terminated { signal: String },
+
     #[error("{object} on {cluster}: {message}")]
     Api { cluster: String, object: String, message: String },
 
@@ -126,7 +130,7 @@ impl Error {
             Error::NotFound { .. } => "not_found",
             Error::Timeout { .. } => "timeout",
             Error::FailState { .. } => "fail_state",
-            Error::Interrupted { .. } => "interrupted",
+            Error::Interrupted { .. } | Error::Terminated { .. } => "interrupted",
             Error::Api { .. } => "api",
             Error::Remote { .. } => "remote",
             Error::Io { .. } => "io",
@@ -138,12 +142,14 @@ impl Error {
         }
     }
 
-    /// 2 for mistakes in the playbook or the command line, 130 for Ctrl-C,
+    /// 2 for mistakes in the playbook or the command line, 130 for Ctrl-C, 143 for SIGTERM,
     /// 1 for everything that went wrong while running against clusters.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Script { .. } | Error::Usage { .. } | Error::MissingInput { .. } => 2,
             Error::Interrupted { .. } => 130,
+            // 128 + SIGTERM, as a shell reports a process it terminated.
+            Error::Terminated { .. } => 143,
             Error::Noted { source, .. } => source.exit_code(),
             _ => 1,
         }
@@ -171,6 +177,9 @@ mod tests {
     fn exit_codes_follow_the_contract() {
         assert_eq!(Error::usage("x").exit_code(), 2);
         assert_eq!(Error::Interrupted { place: "at line 3".into() }.exit_code(), 130);
+        let term = Error::Terminated { signal: "SIGTERM".into() };
+        assert_eq!((term.exit_code(), term.kind()), (143, "interrupted"));
+        assert!(!term.to_string().contains("Ctrl-C"), "{term}");
         let timeout = Error::Timeout {
             cluster: "cp".into(),
             object: "Istio/x".into(),

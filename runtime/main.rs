@@ -1,5 +1,5 @@
 //! mesh-run's entry point: parse the command line, run, map the outcome to
-//! an exit code (0 ok, 1 playbook failed, 2 usage/script error, 130 interrupted).
+//! an exit code (0 ok, 1 playbook failed, 2 usage/script error, 130 Ctrl-C, 143 SIGTERM).
 
 use std::process::ExitCode;
 
@@ -95,7 +95,8 @@ fn run_once(runtime: &tokio::runtime::Runtime, args: RunArgs) -> u8 {
     }
 }
 
-/// First Ctrl-C (or SIGTERM): stop the run where it is; a second one exits at once.
+/// First Ctrl-C or SIGTERM: stop the run where it is (the error names which);
+/// a second Ctrl-C exits at once.
 async fn stop_on_signals(bridge: Bridge) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let term_recv = async {
@@ -106,11 +107,11 @@ async fn stop_on_signals(bridge: Bridge) {
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term_recv => {},
-    }
-    bridge.stop(StopReason::Interrupted);
+    let reason = tokio::select! {
+        _ = tokio::signal::ctrl_c() => StopReason::Interrupted,
+        _ = term_recv => StopReason::Terminated,
+    };
+    bridge.stop(reason);
     let _ = tokio::signal::ctrl_c().await;
     std::process::exit(130);
 }

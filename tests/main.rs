@@ -1,4 +1,5 @@
 mod cli;
+mod hardening;
 mod playbooks;
 mod primitives;
 mod remote_secret;

@@ -215,16 +215,26 @@ impl ClusterClient {
         if let Some(r) = self.discovery(false).await?.find(resource) {
             return Ok(r.clone());
         }
-        match self.discovery(true).await?.find(resource) {
-            Some(r) => Ok(r.clone()),
-            None => Err(Error::UnknownKind {
-                cluster: self.name.clone(),
-                message: format!(
-                    "the server doesn't have a resource type \"{resource}\": its CRD is not installed (is the operator that provides it installed on {}?)",
-                    self.name
-                ),
-            }),
+        let d = self.discovery(true).await?;
+        if let Some(r) = d.find(resource) {
+            return Ok(r.clone());
         }
+        let similar = d.similar(resource);
+        let message = if similar.is_empty() {
+            format!(
+                "the server doesn't have a resource type \"{resource}\": its CRD is not installed (is the operator that provides it installed on {}?)",
+                self.name
+            )
+        } else {
+            format!(
+                "the server doesn't have a resource type \"{resource}\": not served; did you mean {}?",
+                similar.join(" or ")
+            )
+        };
+        Err(Error::UnknownKind {
+            cluster: self.name.clone(),
+            message,
+        })
     }
 
     /// Resolves `apiVersion` + `kind` of a manifest.

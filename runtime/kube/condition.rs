@@ -170,6 +170,41 @@ pub fn describe_state(object: Option<&Value>, checks: &[Check]) -> String {
     parts.join("; ")
 }
 
+/// What a wait learned from the server, for its timeout message: a timeout
+/// says "does not exist" only when the server said so (issue 15).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Seen {
+    /// No answer yet about the object (discovery or its list still pending).
+    #[default]
+    NoAnswer,
+    /// The kind is not served: nothing of it can exist until a CRD provides it.
+    KindNotServed(String),
+    /// The object as last listed or watched (None: absent).
+    Object(Option<Value>),
+}
+
+impl Seen {
+    pub fn object(&self) -> Option<&Value> {
+        match self {
+            Seen::Object(o) => o.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The timeout explanation of what was seen.
+    pub fn explain(&self, checks: &[Check]) -> String {
+        match self {
+            Seen::NoAnswer => {
+                "  the API server has not answered about it yet: whether it exists is unknown (is the server overloaded?)".into()
+            }
+            Seen::KindNotServed(kind) => format!(
+                "  its kind \"{kind}\" is not served by this cluster, so no such object can exist yet: no CRD provides it (is the operator that installs it running?)"
+            ),
+            Seen::Object(o) => explain(o.as_ref(), checks),
+        }
+    }
+}
+
 /// The timeout explanation: does it exist, every condition, generations, JSONPath values.
 pub fn explain(object: Option<&Value>, checks: &[Check]) -> String {
     let Some(o) = object else {
@@ -287,5 +322,20 @@ mod tests {
         assert!(text.contains("Ready = False  reason: RemoteIstiodNotReady"), "{text}");
         assert!(text.contains("observedGeneration 2 < generation 3"), "{text}");
         assert!(explain(None, &[]).contains("does not exist"));
+    }
+
+    #[test]
+    fn only_a_server_answer_says_does_not_exist() {
+        assert!(Seen::Object(None).explain(&[]).contains("does not exist"));
+        let unknown = Seen::NoAnswer.explain(&[]);
+        assert!(
+            !unknown.contains("does not exist") && unknown.contains("has not answered"),
+            "{unknown}"
+        );
+        let unserved = Seen::KindNotServed("gadget".into()).explain(&[]);
+        assert!(
+            unserved.contains("\"gadget\" is not served") && !unserved.contains("does not exist"),
+            "{unserved}"
+        );
     }
 }

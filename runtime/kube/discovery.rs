@@ -160,6 +160,28 @@ impl Discovery {
             .find(|r| matches_name(r, name) && (r.group == rest || format!("{}.{}", r.version, r.group) == rest))
     }
 
+    /// Served names `resource` looks like a typo of, as `name (Kind, plural.group)`.
+    pub fn similar(&self, resource: &str) -> Vec<String> {
+        let names = self.resources.iter().flat_map(|r| {
+            [r.plural.as_str(), r.singular.as_str(), r.kind.as_str()]
+                .into_iter()
+                .chain(r.short_names.iter().map(String::as_str))
+        });
+        let qualified: Vec<String> = self.resources.iter().map(ResourceInfo::qualified_plural).collect();
+        let mut out: Vec<(String, &ResourceInfo)> = Vec::new();
+        for name in super::suggest::closest(resource, names.chain(qualified.iter().map(String::as_str))) {
+            // One suggestion per resource: its closest name.
+            if let Some(r) = self.find(&name)
+                && !out.iter().any(|(_, seen)| *seen == r)
+            {
+                out.push((name, r));
+            }
+        }
+        out.into_iter()
+            .map(|(name, r)| format!("{name} ({}, {})", r.kind, r.qualified_plural()))
+            .collect()
+    }
+
     pub fn find_kind(&self, api_version: &str, kind: &str) -> Option<&ResourceInfo> {
         let (group, version) = split_api_version(api_version);
         self.resources
@@ -273,6 +295,14 @@ mod tests {
         assert_eq!(d.find("istios.sailoperator.io").map(|r| r.namespaced), Some(false));
         assert!(d.find("istios.example.com").is_none());
         assert!(d.find("nothing").is_none());
+    }
+
+    #[test]
+    fn suggests_served_names_for_a_typo() {
+        let d = sample();
+        assert_eq!(d.similar("istoi"), vec!["istio (Istio, istios.sailoperator.io)"]);
+        assert_eq!(d.similar("deploymnets"), vec!["deployments (Deployment, deployments.apps)"]);
+        assert!(d.similar("gadget").is_empty());
     }
 
     #[test]

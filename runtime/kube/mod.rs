@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod object_ref;
 pub mod remote_secret;
 pub mod rollout;
+pub mod suggest;
 pub mod trace;
 pub mod watch;
 

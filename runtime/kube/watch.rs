@@ -2,6 +2,7 @@
 //! every event; relist when the watch ends or expires. Never polls. Starts
 //! even when the object, or its kind, does not exist yet.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -10,7 +11,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::ClusterClient;
-use super::condition::{self, Check};
+use super::condition::{self, Check, Seen};
 use super::object_ref::{self, ObjectRef};
 use crate::error::{Error, Result};
 
@@ -27,25 +28,63 @@ pub struct WaitRequest<'a> {
 
 /// Waits until every check holds; returns the object as last seen (None when deleted).
 /// `progress` gets a one-line state description whenever it changes.
+///
+/// The object is always judged once, even with a zero timeout (as `kubectl
+/// wait --timeout=0`): the timeout counts from the start, but it is declared
+/// only once the server answered — until then the request deadline rules,
+/// and a server that never answered is said to be unreachable.
 pub async fn wait(cluster: &ClusterClient, req: &WaitRequest<'_>, progress: &(dyn Fn(&str) + Sync)) -> Result<Option<Value>> {
     let (_, name) = object_ref::split(req.resource)?;
-    let mut last: Option<Value> = None;
-    let mut target_name = req.resource.to_string();
+    let seen = Mutex::new(Seen::NoAnswer);
+    let target_name = Mutex::new(req.resource.to_string());
     let deadline = Instant::now() + req.timeout;
-    let outcome = tokio::time::timeout_at(deadline, watch_until(cluster, req, name, &mut last, &mut target_name, progress)).await;
-    match outcome {
-        Ok(result) => result,
-        Err(_) => {
-            let mut all = req.checks.clone();
-            all.extend(req.fail_if.iter().cloned());
-            Err(Error::Timeout {
-                cluster: cluster.name.clone(),
-                object: target_name,
-                after: humantime::format_duration(req.timeout).to_string(),
-                waiting_for: req.checks.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "),
-                explanation: condition::explain(last.as_ref(), &all),
-            })
+    let watching = watch_until(cluster, req, name, &seen, &target_name, deadline, progress);
+    tokio::pin!(watching);
+    let timer = tokio::time::sleep_until(deadline);
+    tokio::pin!(timer);
+    loop {
+        tokio::select! {
+            biased;
+            result = &mut watching => return match result? {
+                Verdict::Holds => Ok(seen.lock().expect("seen lock").object().cloned()),
+                Verdict::TimedOut => Err(timeout(cluster, req, &target_name, &seen)),
+            },
+            _ = &mut timer => {
+                if *seen.lock().expect("seen lock") != Seen::NoAnswer {
+                    break;
+                }
+                if cluster.request_timeout.is_none() {
+                    return Err(cluster.unreachable(format!(
+                        "no answer about {} during the wait's {}",
+                        req.resource,
+                        humantime::format_duration(req.timeout)
+                    )));
+                }
+                // The first answer is still due: its request deadline decides; look again soon.
+                timer.as_mut().reset(Instant::now() + Duration::from_millis(50));
+            }
         }
+    }
+    drop(watching);
+    Err(timeout(cluster, req, &target_name, &seen))
+}
+
+/// How a wait ends when no error ended it.
+enum Verdict {
+    Holds,
+    /// Judged false after the deadline (a zero timeout, a slow first answer).
+    TimedOut,
+}
+
+fn timeout(cluster: &ClusterClient, req: &WaitRequest<'_>, target: &Mutex<String>, seen: &Mutex<Seen>) -> Error {
+    let mut all = req.checks.clone();
+    all.extend(req.fail_if.iter().cloned());
+    Error::Timeout {
+        cluster: cluster.name.clone(),
+        object: target.lock().expect("target lock").clone(),
+        after: humantime::format_duration(req.timeout).to_string(),
+        waiting_for: req.checks.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "),
+        explanation: seen.lock().expect("seen lock").explain(&all),
     }
 }
 
@@ -53,20 +92,23 @@ async fn watch_until(
     cluster: &ClusterClient,
     req: &WaitRequest<'_>,
     name: &str,
-    last: &mut Option<Value>,
-    target_name: &mut String,
+    seen: &Mutex<Seen>,
+    target_name: &Mutex<String>,
+    deadline: Instant,
     progress: &(dyn Fn(&str) + Sync),
-) -> Result<Option<Value>> {
+) -> Result<Verdict> {
     // Waiting for deletion of a kind the server does not serve: nothing of it can exist.
     if req.checks.iter().all(|c| *c == Check::Delete)
         && let Err(Error::UnknownKind { .. }) = ObjectRef::resolve(cluster, req.resource, req.namespace).await
     {
-        return Ok(None);
+        *seen.lock().expect("seen lock") = Seen::Object(None);
+        return Ok(Verdict::Holds);
     }
-    let target = resolve_when_served(cluster, req.resource, req.namespace, progress).await?;
-    *target_name = target.to_string();
+    let target = resolve_when_served(cluster, req.resource, req.namespace, seen, progress).await?;
+    *target_name.lock().expect("target lock") = target.to_string();
     let mut shown = String::new();
-    let mut judge = |object: Option<&Value>| -> Option<Result<()>> {
+    let mut judge = |object: Option<&Value>| -> Option<Result<Verdict>> {
+        *seen.lock().expect("seen lock") = Seen::Object(object.cloned());
         let state = condition::describe_state(object, &req.checks);
         if state != shown {
             progress(&state);
@@ -79,14 +121,12 @@ async fn watch_until(
                 state: format!("{f} ({})", condition::describe_state(object, std::slice::from_ref(f))),
             }));
         }
-        req.checks.iter().all(|c| c.holds(object)).then_some(Ok(()))
+        if req.checks.iter().all(|c| c.holds(object)) {
+            return Some(Ok(Verdict::Holds));
+        }
+        (Instant::now() >= deadline).then_some(Ok(Verdict::TimedOut))
     };
-    let done = observe(cluster, &target.collection_url(), name, &target, |object| {
-        *last = object.cloned();
-        judge(object)
-    })
-    .await?;
-    done.map(|_| last.clone())
+    observe(cluster, &target.collection_url(), name, &target, &mut judge).await?
 }
 
 /// The one list-then-watch loop on a named object of `collection` (a
@@ -134,18 +174,25 @@ pub async fn observe<R>(
 
 /// Resolves the kind; while it is not served, watches CRDs and retries on
 /// each change, so a wait can start before the operator installed its CRD.
+/// A name that looks like a typo of a served one fails at once instead.
 async fn resolve_when_served(
     cluster: &ClusterClient,
     resource: &str,
     namespace: Option<&str>,
+    seen: &Mutex<Seen>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ObjectRef> {
     let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let (kind, _) = object_ref::split(resource)?;
     loop {
         match ObjectRef::resolve(cluster, resource, namespace).await {
             Ok(t) => return Ok(t),
-            Err(Error::UnknownKind { .. }) => {
-                progress("its kind is not served yet: waiting for the CRD to be installed");
+            Err(e @ Error::UnknownKind { .. }) => {
+                if !cluster.discovery(false).await?.similar(kind).is_empty() {
+                    return Err(e);
+                }
+                *seen.lock().expect("seen lock") = Seen::KindNotServed(kind.to_string());
+                progress(&format!("kind \"{kind}\" is not served yet: waiting for a CRD to provide it"));
                 let list = cluster.get_json(crds, &"CustomResourceDefinitions").await?.unwrap_or(Value::Null);
                 let rv = list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("0");
                 // The kind may have appeared between the failed lookup and the list.

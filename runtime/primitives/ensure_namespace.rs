@@ -1,14 +1,17 @@
 //! `cp.ensure_namespace(name)`: `oc get project X || oc new-project X`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use rhai::{Engine, EvalAltResult};
+use serde_json::Value;
 
 use super::Primitive;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kube::apply::Outcome;
+use crate::kube::condition::Check;
+use crate::kube::watch::{self, WaitRequest};
 use crate::session::{ClusterHandle, Session};
 
 pub const PRIMITIVE: Primitive = Primitive {
@@ -17,7 +20,9 @@ pub const PRIMITIVE: Primitive = Primitive {
     doc: r#"
 Makes sure a namespace exists: on OpenShift (the `project.openshift.io` API is served) it requests a
 Project, like `oc new-project`; elsewhere it creates a Namespace. An existing one is fine: returns
-`unchanged`, else `created`.
+`unchanged`, else `created`. A namespace being deleted (phase `Terminating`, e.g. after an
+interrupted teardown) is waited for — up to 5 minutes, the error naming what holds it — then
+created again.
 
 ```rhai
 cp.ensure_namespace("istio-system");
@@ -48,14 +53,40 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
     );
 }
 
+/// How long a Terminating namespace may take to go (its finalizers: every
+/// object in it deleted, then the namespace controller's own).
+const TERMINATING_WAIT: Duration = Duration::from_secs(300);
+
 pub async fn ensure(cluster: &ClusterHandle, name: &str, dry_run: bool) -> Result<Outcome> {
     let client = &cluster.0;
-    if client
+    let existing = client
         .get_json(&format!("/api/v1/namespaces/{name}"), &format!("Namespace {name}"))
-        .await?
-        .is_some()
-    {
-        return Ok(Outcome::Unchanged);
+        .await?;
+    match existing {
+        Some(ns) if ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") && !dry_run => {
+            // Nothing can be created in it until it is gone (HTTP 403).
+            let req = WaitRequest {
+                resource: &format!("namespace/{name}"),
+                namespace: None,
+                checks: vec![Check::Delete],
+                fail_if: vec![],
+                timeout: TERMINATING_WAIT,
+            };
+            watch::wait(client, &req, &|_| {}).await.map_err(|e| match e {
+                Error::Timeout { explanation, .. } => Error::Timeout {
+                    cluster: client.name.clone(),
+                    object: format!("Namespace {name}"),
+                    after: humantime::format_duration(TERMINATING_WAIT).to_string(),
+                    waiting_for: "it to finish terminating, to create it again".into(),
+                    explanation: format!(
+                        "{explanation}\n  look at its status.conditions (kubectl get namespace {name} -o yaml) for what it still holds"
+                    ),
+                },
+                e => e,
+            })?;
+        }
+        Some(_) => return Ok(Outcome::Unchanged),
+        None => {}
     }
     let openshift = client
         .discovery(false)

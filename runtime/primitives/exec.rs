@@ -24,7 +24,7 @@ pub const PRIMITIVE: Primitive = Primitive {
     doc: r#"
 Runs a command in a container, like `kubectl exec TARGET -c CONTAINER -- COMMAND...`, and returns
 its stdout. `target` is a pod name, `pod/NAME`, or `deploy/NAME` (a running pod of the deployment).
-A non-zero exit is an error of kind `remote` carrying stderr. With no running pod (e.g. on a cluster
+A non-zero exit is an error of kind `remote` carrying stderr; a pod that does not exist, `not_found`. With no running pod (e.g. on a cluster
 without nodes) the error says how many pods exist and in which phase.
 
 ```rhai
@@ -73,6 +73,14 @@ async fn pod_for(cluster: &ClusterHandle, target: &str, namespace: &str) -> Resu
     let (kind, name) = target.split_once('/').unwrap_or(("pod", target));
     let info = client.resolve(kind).await?;
     if info.kind == "Pod" {
+        // Asked first: exec on a missing pod would fail inside the upgrade, with no kind to catch.
+        let pod = ObjectRef::new(info, name, Some(namespace));
+        if client.get_json(&pod.url(), &pod).await?.is_none() {
+            return Err(Error::NotFound {
+                cluster: client.name.clone(),
+                object: pod.to_string(),
+            });
+        }
         return Ok(name.to_string());
     }
     let owner = ObjectRef::new(info, name, Some(namespace));
@@ -137,7 +145,17 @@ async fn exec(cluster: &ClusterHandle, pod: &str, namespace: &str, container: Op
     if let Some(c) = container {
         params = params.container(c);
     }
-    let mut proc = api.exec(pod, command, &params).await.map_err(|e| Error::Remote {
+    let connecting = api.exec(pod, command, &params);
+    let connected = match client.request_timeout {
+        Some(t) => tokio::time::timeout(t, connecting).await.map_err(|_| {
+            client.unreachable(format!(
+                "{what}: no answer within {} (--request-timeout)",
+                humantime::format_duration(t)
+            ))
+        })?,
+        None => connecting.await,
+    };
+    let mut proc = connected.map_err(|e| Error::Remote {
         what: what.clone(),
         message: e.to_string(),
     })?;

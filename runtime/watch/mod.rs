@@ -59,12 +59,16 @@ async fn watch_loop(opts: RunOptions, clear: bool) -> u8 {
         Err(e) => return fatal(format!("cannot start the run: {e}"), 1),
     };
 
+    let mut stop = StopReason::Interrupted;
     loop {
         let deadline = plan.deadline().map(tokio::time::Instant::from_std);
         let action = tokio::select! {
             biased;
             _ = interrupt.recv() => Action::Quit,
-            _ = terminate.recv() => Action::Quit,
+            _ = terminate.recv() => {
+                stop = StopReason::Terminated;
+                Action::Quit
+            }
             Some(change) = changes.recv() => match change {
                 Ok(paths) => plan.changed(&paths, Instant::now()),
                 Err(problem) => Action::Warn(problem),
@@ -124,11 +128,12 @@ async fn watch_loop(opts: RunOptions, clear: bool) -> u8 {
             }
             Action::Warn(problem) => eprintln!("warning: {problem}"),
             Action::Quit => {
+                let code = if stop == StopReason::Terminated { 143 } else { 130 };
                 if let Some(run) = current.take() {
-                    run.bridge.stop(StopReason::Interrupted);
+                    run.bridge.stop(stop);
                     let _ = tokio::time::timeout(STOP_GRACE, finished.recv()).await;
                 }
-                return 130;
+                return code;
             }
         }
     }

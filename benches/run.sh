@@ -89,11 +89,11 @@ start_sandbox() {
     sandbox_pid=$!
     sandbox_dir=$dir
     for _ in $(seq 1 1800); do
-        [[ -e $dir/ready ]] && break
+        [[ $(cat "$dir/ready" 2>/dev/null) == "$sandbox_pid" ]] && break
         kill -0 "$sandbox_pid" 2>/dev/null || { cat "$work/$1.log" >&2; exit 1; }
         sleep 0.1
     done
-    [[ -e $dir/ready ]] || { echo "sandbox $1 not ready after 180s" >&2; exit 1; }
+    [[ $(cat "$dir/ready" 2>/dev/null) == "$sandbox_pid" ]] || { echo "sandbox $1 not ready after 180s" >&2; exit 1; }
     export KUBECONFIG=$dir/kubeconfig
 }
 

@@ -39,11 +39,11 @@ now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
 "$bin" sandbox --clusters bench --dir "$work/sandbox" >"$work/sandbox.log" 2>&1 &
 sandbox_pid=$!
 for _ in $(seq 1 1200); do
-    [[ -e $work/sandbox/ready ]] && break
+    [[ $(cat "$work/sandbox/ready" 2>/dev/null) == "$sandbox_pid" ]] && break
     kill -0 "$sandbox_pid" 2>/dev/null || { cat "$work/sandbox.log" >&2; exit 1; }
     sleep 0.1
 done
-[[ -e $work/sandbox/ready ]] || { echo "sandbox not ready after 120s" >&2; exit 1; }
+[[ $(cat "$work/sandbox/ready" 2>/dev/null) == "$sandbox_pid" ]] || { echo "sandbox not ready after 120s" >&2; exit 1; }
 
 mkdir "$work/playbook"
 playbook=$work/playbook/main.rhai

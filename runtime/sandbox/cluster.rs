@@ -152,6 +152,11 @@ fn write_files(dir: &Path, certs: &ClusterCerts, name: &str, server: &str) -> Re
         ("sa.key", &certs.service_account_key_pem),
         ("sa.pub", &certs.service_account_pub_pem),
         ("kube-controller-manager.kubeconfig", &controller_manager),
+        ("etcd-ca.crt", &certs.etcd.ca.cert_pem),
+        ("etcd-server.crt", &certs.etcd.server.cert_pem),
+        ("etcd-server.key", &certs.etcd.server.key_pem),
+        ("apiserver-etcd-client.crt", &certs.etcd.apiserver_client.cert_pem),
+        ("apiserver-etcd-client.key", &certs.etcd.apiserver_client.key_pem),
     ];
     for (file, text) in files {
         write_private(&dir.join(file), text)?;

@@ -18,6 +18,7 @@ pub mod nodes;
 pub mod pinned;
 pub mod pod_port;
 pub mod process;
+pub mod ready;
 pub mod scheduler;
 pub mod simulator;
 
@@ -93,7 +94,7 @@ pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> 
     if let Some(network) = &network {
         network.write_file(dir.path(), &opts.clusters)?;
     }
-    std::fs::write(dir.path().join("ready"), "").map_err(|e| Error::io(dir.path(), e))?;
+    ready::mark(dir.path())?;
     eprintln!(
         "sandbox: {} cluster(s) ready in {:.1}s",
         clusters.len(),
@@ -132,6 +133,7 @@ pub async fn run(opts: SandboxOptions, cancel: CancellationToken) -> Result<()> 
     });
     let outcome = supervise(&mut clusters, &cancel).await;
     let stopping = Instant::now();
+    ready::clear(dir.path());
     eprintln!("sandbox: stopping");
     simulators.cancel();
     let _ = sim_task.await;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::support::{self, Test, wait_for};
 
+mod etcd;
 mod ingress_gateway;
 mod istiod;
 mod network;

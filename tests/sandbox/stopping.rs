@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use mesh_run::sandbox::ready::ReadyState;
+
 use crate::support::{SandboxProcess, control_plane_processes};
 
 #[test]
@@ -36,5 +38,8 @@ fn sigkill_of_the_sandbox_leaves_no_control_plane_process() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(control_plane_processes(&dir), Vec::<String>::new());
+    // The killed sandbox could not remove DIR/ready; no reader may trust it.
+    let ready = mesh_run::sandbox::ready::state(&dir);
+    assert!(matches!(&ready, ReadyState::Stale(why) if why.contains("is gone")), "{ready:?}");
     sandbox.stop();
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use mesh_run::sandbox::assets::Assets;
 use mesh_run::sandbox::process::{self, ChildProcess};
+use mesh_run::sandbox::ready::ReadyState;
 
 /// The Kubernetes version under test: `MESH_RUN_TEST_KUBE_VERSION`, default `current`.
 pub fn kube_version() -> String {
@@ -47,7 +48,8 @@ impl SandboxProcess {
         let child = ChildProcess::spawn(format!("mesh-run sandbox {label}"), command).map_err(|e| e.to_string())?;
         let mut sandbox = SandboxProcess { root, dir, log, child };
         let deadline = Instant::now() + Duration::from_secs(180);
-        while !sandbox.dir.join("ready").exists() {
+        // Ready only when the mark's PID is this very sandbox (not a stale mark).
+        while mesh_run::sandbox::ready::state(&sandbox.dir) != ReadyState::Ready(sandbox.child.pid()) {
             if let Some(status) = sandbox.child.exit_status() {
                 return Err(format!("mesh-run sandbox exited ({status}):\n{}", sandbox.log_text()));
             }

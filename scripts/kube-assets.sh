@@ -84,7 +84,15 @@ build_from_modules() {
       go mod download -json "go.etcd.io/etcd/server/v3@$etcd_version" >/dev/null
       local emod
       emod="$(go env GOMODCACHE)/cache/download/go.etcd.io/etcd/server/v3/@v/$etcd_version.mod"
-      { echo "module meshrun.local/etcd-build"; echo; go_line "$emod"; echo; echo "require go.etcd.io/etcd/server/v3 $etcd_version"; } >go.mod
+      # etcd 3.5 requires reflect2 1.0.1, which walks Go maps through runtime
+      # internals changed in Go 1.18 (a segfault in mapiterinit); 1.0.2 is the
+      # upstream fix, same API. Requiring it here raises it for 3.5, not for 3.7.
+      {
+        echo "module meshrun.local/etcd-build"; echo; go_line "$emod"; echo
+        echo "require ("
+        printf '\tgo.etcd.io/etcd/server/v3 %s\n\tgithub.com/modern-go/reflect2 v1.0.2\n' "$etcd_version"
+        echo ")"
+      } >go.mod
     fi
     export CGO_ENABLED=0 GOFLAGS=-mod=mod
     log "$version: go build etcd $etcd_version"

@@ -119,8 +119,7 @@ seed_busy() {
     after=$(cpu_us "${stats[@]}")
     note "9. The idle 4-cluster sandbox (4 API servers, etcds, controller managers, schedulers, kwoks, the simulators) uses" \
         "$(awk -v c=$((after - before)) 'BEGIN { printf "%.2f", c / 5e6 }') cores of $(nproc); the machine's load average meanwhile:" \
-        "$(cut -d' ' -f1-3 /proc/loadavg). Under load, API responses stall for everyone (MESH_RUN_TRACE=http: the gateway" \
-        "manifest's PATCHes, sent together, each took ~0.57 s at load 38), which is where mesh-run's extra own time goes."
+        "$(cut -d' ' -f1-3 /proc/loadavg)."
     seed_pairs 9 "4-cluster sandbox, each tool on its own pair" control-plane data-plane cp2 dp2
     stop_sandbox
 }

@@ -49,7 +49,11 @@ ansible_waits() {
 # own_row NAME MESH_WALLS MESH_WAITS BASE_WALLS BASE_WAITS BASE_NAME TARGET_X:
 # a row of the medians of wall − waits (space-separated µs lists, run by run).
 own_row() {
-    local name=$1 mw=($2) mwt=($3) bw=($4) bwt=($5) base=$6 target=$7 i mo=() bo=() m b
+    local name=$1 base=$6 target=$7 mw mwt bw bwt i mo=() bo=() m b
+    read -ra mw <<<"$2"
+    read -ra mwt <<<"$3"
+    read -ra bw <<<"$4"
+    read -ra bwt <<<"$5"
     for i in "${!mw[@]}"; do mo+=($((mw[i] - mwt[i]))); done
     for i in "${!bw[@]}"; do bo+=($((bw[i] - bwt[i]))); done
     m=$(printf '%s\n' "${mo[@]}" | median | round)

@@ -47,7 +47,7 @@ ansible_peer() {
     teardown "$cp" "$dp"
     for peer in kubectl ansible; do
         if ! diff "$work/objects-mesh-run.json" "$work/objects-$peer.json" >"$work/objects-$peer.diff"; then
-            same=**no**
+            same="**no**"
             differ+=("$peer: $(grep -c '^[<>]' "$work/objects-$peer.diff") differing lines ($work/objects-$peer.diff)")
         fi
     done
@@ -85,7 +85,7 @@ ansible_peer() {
         "Ansible all-ok $(s "$a") (changed: ${achg[*]})" "$(ratio "$m" "$a")" "≥ 50× faster" "$(met "$a / $m >= 50")"
 
     # Where Ansible's time goes: plays of N tasks against a play of none.
-    local n=10 play=$work/overhead.yml kind t0 t1 t2 imp nothing
+    local n=10 kind t0 t1 t2 imp nothing
     for kind in none ping k8s; do
         {
             echo "- hosts: localhost"

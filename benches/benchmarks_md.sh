@@ -44,10 +44,22 @@ merge_benchmarks() {
             fi
             ((in_notes)) && [[ -z $line ]] && continue
             [[ $line == 'Where the time goes'* ]] && { echo "$line"; echo; continue; }
+            if [[ $line =~ ^Rows\ ([0-9, ]+)\ rerun\ with(.*)$ ]]; then
+                # An earlier partial run: it now speaks for the rows not replaced (if any).
+                local left=() k
+                for k in ${BASH_REMATCH[1]//,/ }; do [[ $numbers == *" $k "* ]] || left+=("$k"); done
+                ((${#left[@]})) || continue
+                line="Rows $(IFS=,; echo "${left[*]}" | sed 's/,/, /g') rerun with${BASH_REMATCH[2]}"
+            fi
+            # No double blank lines where a rerun line went.
+            [[ -z $line && -n ${blank:-} ]] && continue
+            blank=""
+            [[ -n $line ]] || blank=1
             echo "$line"
         done <"$file"
-        echo
-        echo "Rows $(tr ' ' '\n' <<<"$numbers" | awk 'NF' | sort -un | paste -sd, | sed 's/,/, /g') rerun with \`benches/run.sh $sections\`" \
+        [[ -n ${blank:-} ]] || echo
+        echo "Rows $(tr ' ' '\n' <<<"$numbers" | awk 'NF' | sort -un | paste -sd, | sed 's/,/, /g') rerun with" \
+            "\`RUNS=$RUNS ANSIBLE_RUNS=$ANSIBLE_RUNS benches/run.sh $sections\`" \
             "on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, load before / after: $load_before / $load_after."
     } >"$tmp"
     mv "$tmp" "$file"

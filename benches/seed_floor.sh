@@ -49,7 +49,11 @@ ansible_waits() {
 # own_row NAME MESH_WALLS MESH_WAITS BASE_WALLS BASE_WAITS BASE_NAME TARGET_X:
 # a row of the medians of wall − waits (space-separated µs lists, run by run).
 own_row() {
-    local name=$1 mw=($2) mwt=($3) bw=($4) bwt=($5) base=$6 target=$7 i mo=() bo=() m b
+    local name=$1 base=$6 target=$7 mw mwt bw bwt i mo=() bo=() m b
+    read -ra mw <<<"$2"
+    read -ra mwt <<<"$3"
+    read -ra bw <<<"$4"
+    read -ra bwt <<<"$5"
     for i in "${!mw[@]}"; do mo+=($((mw[i] - mwt[i]))); done
     for i in "${!bw[@]}"; do bo+=($((bw[i] - bwt[i]))); done
     m=$(printf '%s\n' "${mo[@]}" | median | round)
@@ -111,6 +115,15 @@ seed_pairs() {
 seed_busy() {
     echo "sandbox: control-plane, data-plane, cp2, dp2 (--sim-delay 0s)"
     start_sandbox busy control-plane,data-plane,cp2,dp2
+    # What the idle sandbox itself takes of the cores, against the machine's load.
+    local stats before after
+    mapfile -t stats < <(sandbox_stats "$sandbox_dir")
+    before=$(cpu_us "${stats[@]}")
+    sleep 5
+    after=$(cpu_us "${stats[@]}")
+    note "9. The idle 4-cluster sandbox (4 API servers, etcds, controller managers, schedulers, kwoks, the simulators) uses" \
+        "$(awk -v c=$((after - before)) 'BEGIN { printf "%.2f", c / 5e6 }') cores of $(nproc); the machine's load average meanwhile:" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)."
     seed_pairs 9 "4-cluster sandbox, each tool on its own pair" control-plane data-plane cp2 dp2
     stop_sandbox
 }

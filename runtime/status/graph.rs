@@ -348,31 +348,4 @@ fn data_plane(context: &str, istio: &Value) -> DataPlane {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_the_chart() {
-        assert_eq!(
-            webhook_name("external-istiod", "external-istiod"),
-            "istio-sidecar-injector-external-istiod-external-istiod"
-        );
-        assert_eq!(webhook_name("default", "istio-system"), "istio-sidecar-injector");
-        assert_eq!(webhook_name("canary", "istio-system"), "istio-sidecar-injector-canary");
-        assert_eq!(istiod_service("default"), "istiod");
-        assert_eq!(istiod_service("r"), "istiod-r");
-        assert_eq!(
-            parse_injection_path("/inject/cluster/cluster2/net/network1"),
-            ("cluster2".into(), "network1".into())
-        );
-        assert_eq!(parse_injection_path(""), (String::new(), String::new()));
-    }
-
-    #[test]
-    fn host_drops_the_port() {
-        assert_eq!(host("10.0.0.1:15012"), "10.0.0.1");
-        assert_eq!(host("10.0.0.1"), "10.0.0.1");
-        assert_eq!(host("gw.example.com:15012"), "gw.example.com");
-        assert_eq!(host("[fd00::1]:15012"), "fd00::1");
-    }
-}
+mod tests;

@@ -240,3 +240,27 @@ fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s.trim()).expect("base64")
 }
+
+/// Usage errors need no cluster: exit 2 with what to do.
+#[test]
+fn status_usage_errors_exit_2() {
+    Test::new()
+        .args(["status", "--kubeconfig", "/nonexistent/kubeconfig"])
+        .run()
+        .status(2)
+        .stderr_contains("cannot read kubeconfig /nonexistent/kubeconfig");
+    Test::new().args(["status", "--output", "png"]).run().status(2).stderr_contains("invalid value 'png'");
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(empty.path(), "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n").unwrap();
+    Test::new()
+        .kubeconfig(empty.path())
+        .args(["status", "--watch", "--output", "json"])
+        .run()
+        .status(2)
+        .stderr_contains("the kubeconfig has no contexts");
+    Test::new()
+        .args(["status", "--help"])
+        .run()
+        .status(0)
+        .stdout_contains("Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 usage.");
+}

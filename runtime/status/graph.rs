@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::model::{Cluster, DataPlane, Edge, EdgeKind, Gateway, Istiod, RemoteSecret, Workloads};
+use super::model::{Cluster, DataPlane, Edge, EdgeKind, Gateway, Istiod, RemoteSecret, Revision, Workloads};
 use super::read::{Objects, Snapshot};
 use super::secret;
 
@@ -203,6 +203,20 @@ fn cluster(snapshot: &Snapshot) -> Cluster {
             cluster.istiods.push(istiod(&snapshot.context, istio, objects));
         }
     }
+    cluster.revisions = objects
+        .revisions
+        .iter()
+        .map(|r| Revision {
+            name: text(r, "/metadata/name"),
+            namespace: text(r, "/spec/namespace"),
+            version: text(r, "/spec/version"),
+            state: text(r, "/status/state"),
+            in_use: r
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| cs.iter().any(|c| text(c, "/type") == "InUse" && text(c, "/status") == "True")),
+        })
+        .collect();
     let mut workloads: std::collections::BTreeMap<String, usize> = Default::default();
     for pod in &objects.pods {
         let injected = pod.pointer("/metadata/annotations/sidecar.istio.io~1status").is_some();

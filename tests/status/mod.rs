@@ -130,6 +130,12 @@ fn healthy(sandbox: &SandboxHandle) {
             ),
         ]
     );
+    let revision = cp.revisions.iter().find(|r| r.name == NS).expect("IstioRevision external-istiod");
+    assert_eq!(
+        (revision.namespace.as_str(), revision.state.as_str()),
+        (NS, "Healthy"),
+        "{revision:?}"
+    );
     for (k, context) in ["dp1", "dp2"].iter().enumerate() {
         let dp = &status.clusters[k + 1].data_planes[0];
         assert_eq!(status.clusters[k + 1].context, *context);
@@ -249,9 +255,17 @@ fn status_usage_errors_exit_2() {
         .run()
         .status(2)
         .stderr_contains("cannot read kubeconfig /nonexistent/kubeconfig");
-    Test::new().args(["status", "--output", "png"]).run().status(2).stderr_contains("invalid value 'png'");
+    Test::new()
+        .args(["status", "--output", "png"])
+        .run()
+        .status(2)
+        .stderr_contains("invalid value 'png'");
     let empty = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(empty.path(), "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n").unwrap();
+    std::fs::write(
+        empty.path(),
+        "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
+    )
+    .unwrap();
     Test::new()
         .kubeconfig(empty.path())
         .args(["status", "--watch", "--output", "json"])

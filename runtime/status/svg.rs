@@ -140,15 +140,14 @@ fn draw_cluster(canvas: &mut Canvas, status: &Status, c: &Cluster, x: f64, y: f6
             i.namespace,
             i.revision
         );
-        let detail = format!(
-            "{} {} · cluster {} · mesh {} · {} pod(s){}",
-            i.version,
-            i.state,
-            i.cluster_id,
-            i.mesh_id,
-            i.pods.len(),
-            i.gateway.as_ref().map(|g| format!(" · via {g}")).unwrap_or_default()
-        );
+        let mut detail = format!("{} {} · cluster {}", i.version, i.state, i.cluster_id);
+        if !i.mesh_id.is_empty() {
+            detail.push_str(&format!(" · mesh {}", i.mesh_id));
+        }
+        detail.push_str(&format!(" · {} pod(s)", i.pods.len()));
+        if let Some(g) = &i.gateway {
+            detail.push_str(&format!(" · via {g}"));
+        }
         cy += body.node(&i.id, (inner, cy), (&title, &detail), &failures(status, &i.id), "#e3f2fd") + 8.0;
     }
     for d in &c.data_planes {

@@ -16,7 +16,7 @@ pub const PRIMITIVE: Primitive = Primitive {
     doc: r#"
 Reads the given clusters at the same time and returns what `mesh-run status --output json` prints
 (schema version 1, README "mesh-run status"): `healthy` (no check failed), `clusters` (each with
-`context`, `reachable`, `error`, `istiods`, `dataPlanes`, `gateways`, `workloads`), `edges`
+`context`, `reachable`, `error`, `istiods`, `dataPlanes`, `gateways`, `revisions`, `workloads`), `edges`
 (`kind` `remoteSecret`/`webhook`, `from`, `to`, `ok`) and `checks` (each `check`, `verdict`
 `pass`/`warn`/`fail`, `cluster`, `subject`, `message`, `advice`). Remote secrets are tried live;
 an unreachable cluster is a failed `cluster.reachable` check, not an error. Nothing is changed.

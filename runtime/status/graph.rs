@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::model::{Cluster, DataPlane, Edge, EdgeKind, Gateway, Istiod, RemoteSecret, Workloads};
+use super::model::{Cluster, DataPlane, Edge, EdgeKind, Gateway, Istiod, RemoteSecret, Revision, Workloads};
 use super::read::{Objects, Snapshot};
 use super::secret;
 
@@ -203,6 +203,20 @@ fn cluster(snapshot: &Snapshot) -> Cluster {
             cluster.istiods.push(istiod(&snapshot.context, istio, objects));
         }
     }
+    cluster.revisions = objects
+        .revisions
+        .iter()
+        .map(|r| Revision {
+            name: text(r, "/metadata/name"),
+            namespace: text(r, "/spec/namespace"),
+            version: text(r, "/spec/version"),
+            state: text(r, "/status/state"),
+            in_use: r
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| cs.iter().any(|c| text(c, "/type") == "InUse" && text(c, "/status") == "True")),
+        })
+        .collect();
     let mut workloads: std::collections::BTreeMap<String, usize> = Default::default();
     for pod in &objects.pods {
         let injected = pod.pointer("/metadata/annotations/sidecar.istio.io~1status").is_some();
@@ -348,31 +362,4 @@ fn data_plane(context: &str, istio: &Value) -> DataPlane {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_the_chart() {
-        assert_eq!(
-            webhook_name("external-istiod", "external-istiod"),
-            "istio-sidecar-injector-external-istiod-external-istiod"
-        );
-        assert_eq!(webhook_name("default", "istio-system"), "istio-sidecar-injector");
-        assert_eq!(webhook_name("canary", "istio-system"), "istio-sidecar-injector-canary");
-        assert_eq!(istiod_service("default"), "istiod");
-        assert_eq!(istiod_service("r"), "istiod-r");
-        assert_eq!(
-            parse_injection_path("/inject/cluster/cluster2/net/network1"),
-            ("cluster2".into(), "network1".into())
-        );
-        assert_eq!(parse_injection_path(""), (String::new(), String::new()));
-    }
-
-    #[test]
-    fn host_drops_the_port() {
-        assert_eq!(host("10.0.0.1:15012"), "10.0.0.1");
-        assert_eq!(host("10.0.0.1"), "10.0.0.1");
-        assert_eq!(host("gw.example.com:15012"), "gw.example.com");
-        assert_eq!(host("[fd00::1]:15012"), "fd00::1");
-    }
-}
+mod tests;

@@ -31,6 +31,8 @@ pub struct Cluster {
     pub istiods: Vec<Istiod>,
     pub data_planes: Vec<DataPlane>,
     pub gateways: Vec<Gateway>,
+    /// Sail's IstioRevisions (several while a revision-based upgrade runs).
+    pub revisions: Vec<Revision>,
     /// Sidecar-injected pods per revision.
     pub workloads: Vec<Workloads>,
 }
@@ -108,6 +110,18 @@ pub struct Gateway {
     /// The LoadBalancer's current address (IP or hostname), empty while pending.
     pub address: String,
     pub ports: Vec<u16>,
+}
+
+/// A `sailoperator.io` IstioRevision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    pub name: String,
+    pub namespace: String,
+    pub version: String,
+    pub state: String,
+    /// Its `InUse` condition is True (pods or namespaces reference it).
+    pub in_use: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -29,6 +29,7 @@ pub struct Snapshot {
 #[derive(Default)]
 pub struct Objects {
     pub istios: Vec<Value>,
+    pub revisions: Vec<Value>,
     /// Secrets labelled `istio/multiCluster=true`.
     pub remote_secrets: Vec<Value>,
     pub webhooks: Vec<Value>,
@@ -77,8 +78,9 @@ pub async fn read(context: String, server: String, ca: Option<Vec<u8>>, client: 
 }
 
 async fn read_objects(client: &ClusterClient) -> Result<Objects> {
-    let (istios, remote_secrets, webhooks, services, gateways, pods) = futures::try_join!(
+    let (istios, revisions, remote_secrets, webhooks, services, gateways, pods) = futures::try_join!(
         list(client, "/apis/sailoperator.io/v1/istios"),
+        list(client, "/apis/sailoperator.io/v1/istiorevisions"),
         list(client, "/api/v1/secrets?labelSelector=istio%2FmultiCluster%3Dtrue"),
         list(client, "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"),
         list(client, "/api/v1/services"),
@@ -113,6 +115,7 @@ async fn read_objects(client: &ClusterClient) -> Result<Objects> {
     let (slices, namespaces) = futures::try_join!(slices, namespaces)?;
     Ok(Objects {
         istios,
+        revisions,
         remote_secrets,
         webhooks,
         services,

@@ -41,9 +41,12 @@ pub fn checks(dp: &DataPlane, cluster: &Cluster, objects: &Objects, clusters: &[
             "remote-istiod.control-plane",
             ctx,
             subject,
-            format!("no control plane holds a remote secret for {ctx} ({}): no istiod reads this cluster", cluster.server),
             format!(
-                "apply a remote secret to the external istiod's namespace: cp.apply(dp.create_remote_secret(#{{ type: \"remote\", name: \"{}\", namespace: \"{}\" }})), or rerun the install playbook",
+                "no control plane holds a remote secret for {ctx} ({}) among the contexts read: no istiod reads this cluster",
+                cluster.server
+            ),
+            format!(
+                "apply a remote secret to the external istiod's namespace: cp.apply(dp.create_remote_secret(#{{ type: \"remote\", name: \"{}\", namespace: \"{}\" }})), or rerun the install playbook (or add the control plane's context to --context)",
                 dp.cluster_id, dp.namespace
             ),
         )),

@@ -153,6 +153,19 @@ fn render_cluster(out: &mut String, c: &Cluster, status: &Status, p: &Paint) {
             vec![],
         ));
     }
+    for r in &c.revisions {
+        let used = if r.in_use { "in use" } else { "not in use" };
+        lines.push((
+            format!(
+                "IstioRevision {} ({})  {}  {}  {used}",
+                r.name,
+                or_dash(&r.namespace),
+                or_dash(&r.version),
+                or_dash(&r.state)
+            ),
+            vec![],
+        ));
+    }
     for w in &c.workloads {
         lines.push((format!("workloads of revision {}: {} pod(s)", w.revision, w.pods), vec![]));
     }

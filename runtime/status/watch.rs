@@ -18,6 +18,7 @@ use crate::kube::{ClusterClient, Clusters};
 /// What a redraw reads, as watchable list paths (see read.rs).
 const WATCHED: &[&str] = &[
     "/apis/sailoperator.io/v1/istios",
+    "/apis/sailoperator.io/v1/istiorevisions",
     "/api/v1/secrets?labelSelector=istio%2FmultiCluster%3Dtrue",
     "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
     "/api/v1/services",

@@ -17,6 +17,7 @@ use crate::support::{Output, SandboxHandle, Test};
 mod broken;
 mod data_planes;
 mod external;
+mod in_place_upgrade;
 mod multi_dataplane;
 mod multi_mesh;
 mod preflight;

@@ -23,6 +23,7 @@ mod multi_mesh;
 mod preflight;
 mod rendered;
 mod rotate;
+mod upgrade;
 
 /// external.rhai's inputs on a control-plane/data-plane sandbox.
 fn inputs(api_server: &str) -> Vec<(&str, &str)> {

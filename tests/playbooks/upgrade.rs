@@ -147,6 +147,15 @@ async fn canary_revision_moves_workloads_keeps_the_old_one_while_used_then_remov
     rendered::assert_istiod_leads(sandbox.dir(), "cp", &dp1, &mesh("cluster1", "istiod-canary")).await;
     rendered::assert_istiod_leads(sandbox.dir(), "cp", &dp2, &mesh("cluster2", "istio-reader-service-account")).await;
 
+    // The remote secrets rotate under the new revision too (its istiod restarted for the config cluster).
+    let rotate = [INPUTS, &[("REVISION", "canary")]].concat();
+    run(sandbox, "rotate-remote-secret.rhai", &rotate, &[])
+        .status(0)
+        .stdout_contains("to token Secret istiod-canary-token-a")
+        .stdout_contains("to token Secret istio-reader-service-account-token-a");
+    rendered::assert_istiod_leads(sandbox.dir(), "cp", &dp1, &mesh("cluster1", "istiod-canary")).await;
+    rendered::assert_istiod_leads(sandbox.dir(), "cp", &dp2, &mesh("cluster2", "istio-reader-service-account")).await;
+
     let rerun = run(sandbox, "upgrade.rhai", &all, &["--output", "json"]);
     rerun.status(0);
     // The old revision's objects are reported `absent`: nothing to delete.

@@ -18,6 +18,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("istiod", include_str!("../stdlib/istiod.rhai")),
     ("data_plane", include_str!("../stdlib/data_plane.rhai")),
     ("preflight", include_str!("../stdlib/preflight.rhai")),
+    ("upgrade", include_str!("../stdlib/upgrade.rhai")),
     ("rotation", include_str!("../stdlib/rotation.rhai")),
 ];
 

@@ -23,9 +23,9 @@ fn int(o: &Value, pointer: &str) -> i64 {
     o.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
-/// The rollout state of `object` (a Deployment, DaemonSet or StatefulSet).
-pub fn status(object: &Value) -> Rollout {
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+/// The rollout state of `object`, a `kind` (Deployment, DaemonSet or
+/// StatefulSet): given apart, since the items of a list carry no kind.
+pub fn status(kind: &str, object: &Value) -> Rollout {
     let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
     let generation = int(object, "/metadata/generation");
     if int(object, "/status/observedGeneration") < generation {
@@ -121,6 +121,14 @@ mod tests {
 
     use super::*;
 
+    /// As a list item: the kind given apart.
+    fn status_of(o: &Value) -> Rollout {
+        let kind = o["kind"].as_str().unwrap_or("").to_string();
+        let mut item = o.clone();
+        item.as_object_mut().unwrap().remove("kind");
+        status(&kind, &item)
+    }
+
     fn deploy(spec_replicas: i64, status: Value) -> Value {
         json!({"kind": "Deployment", "metadata": {"name": "web", "generation": 2},
                "spec": {"replicas": spec_replicas}, "status": status})
@@ -132,35 +140,35 @@ mod tests {
             2,
             json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
         );
-        assert!(matches!(status(&stale), Rollout::Waiting(m) if m.contains("spec update")));
+        assert!(matches!(status_of(&stale), Rollout::Waiting(m) if m.contains("spec update")));
         let updating = deploy(
             2,
             json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2}),
         );
         assert_eq!(
-            status(&updating),
+            status_of(&updating),
             Rollout::Waiting("1 out of 2 new replicas have been updated".into())
         );
         let old = deploy(
             2,
             json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}),
         );
-        assert_eq!(status(&old), Rollout::Waiting("1 old replicas are pending termination".into()));
+        assert_eq!(status_of(&old), Rollout::Waiting("1 old replicas are pending termination".into()));
         let unavailable = deploy(
             2,
             json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 1}),
         );
         assert_eq!(
-            status(&unavailable),
+            status_of(&unavailable),
             Rollout::Waiting("1 of 2 updated replicas are available".into())
         );
         let done = deploy(
             2,
             json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
         );
-        assert!(matches!(status(&done), Rollout::Done(_)));
+        assert!(matches!(status_of(&done), Rollout::Done(_)));
         let zero = deploy(0, json!({"observedGeneration": 2}));
-        assert!(matches!(status(&zero), Rollout::Done(_)));
+        assert!(matches!(status_of(&zero), Rollout::Done(_)));
     }
 
     #[test]
@@ -169,7 +177,7 @@ mod tests {
             1,
             json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
         );
-        assert!(matches!(status(&o), Rollout::Failed(m) if m.contains("progress deadline")));
+        assert!(matches!(status_of(&o), Rollout::Failed(m) if m.contains("progress deadline")));
     }
 
     #[test]
@@ -178,24 +186,24 @@ mod tests {
             json!({"kind": "DaemonSet", "metadata": {"name": "cni", "generation": 1},
                    "status": {"observedGeneration": 1, "desiredNumberScheduled": 2, "updatedNumberScheduled": updated, "numberAvailable": available}})
         };
-        assert!(matches!(status(&ds(1, 2)), Rollout::Waiting(m) if m == "1 out of 2 new pods have been updated"));
-        assert!(matches!(status(&ds(2, 1)), Rollout::Waiting(m) if m == "1 of 2 updated pods are available"));
-        assert!(matches!(status(&ds(2, 2)), Rollout::Done(_)));
+        assert!(matches!(status_of(&ds(1, 2)), Rollout::Waiting(m) if m == "1 out of 2 new pods have been updated"));
+        assert!(matches!(status_of(&ds(2, 1)), Rollout::Waiting(m) if m == "1 of 2 updated pods are available"));
+        assert!(matches!(status_of(&ds(2, 2)), Rollout::Done(_)));
 
         let sts = |ready: i64, current: &str| {
             json!({"kind": "StatefulSet", "metadata": {"name": "db", "generation": 1}, "spec": {"replicas": 2},
                    "status": {"observedGeneration": 1, "readyReplicas": ready, "updatedReplicas": 1,
                               "updateRevision": "db-2", "currentRevision": current}})
         };
-        assert!(matches!(status(&sts(1, "db-2")), Rollout::Waiting(m) if m == "1 of 2 pods are ready"));
-        assert!(matches!(status(&sts(2, "db-1")), Rollout::Waiting(m) if m == "1 of 2 pods have the new revision"));
-        assert!(matches!(status(&sts(2, "db-2")), Rollout::Done(_)));
+        assert!(matches!(status_of(&sts(1, "db-2")), Rollout::Waiting(m) if m == "1 of 2 pods are ready"));
+        assert!(matches!(status_of(&sts(2, "db-1")), Rollout::Waiting(m) if m == "1 of 2 pods have the new revision"));
+        assert!(matches!(status_of(&sts(2, "db-2")), Rollout::Done(_)));
     }
 
     #[test]
     fn other_kinds_have_no_rollout() {
         let o = json!({"kind": "ConfigMap", "metadata": {"name": "x"}});
-        assert!(matches!(status(&o), Rollout::Failed(m) if m.contains("Deployment, DaemonSet, StatefulSet")));
+        assert!(matches!(status_of(&o), Rollout::Failed(m) if m.contains("Deployment, DaemonSet, StatefulSet")));
     }
 
     #[test]

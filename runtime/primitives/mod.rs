@@ -15,6 +15,7 @@ mod cluster;
 mod create_remote_secret;
 mod create_service_account;
 mod delete;
+mod dry_run;
 mod ensure_namespace;
 mod exec;
 mod get;
@@ -91,6 +92,7 @@ pub const ALL: &[&Primitive] = &[
     &cluster::PRIMITIVE,
     &server::PRIMITIVE,
     &input::PRIMITIVE,
+    &dry_run::PRIMITIVE,
     &apply::PRIMITIVE,
     &apply_file::PRIMITIVE,
     &wait::PRIMITIVE,

@@ -71,7 +71,9 @@ async fn restart(session: &Session, cluster: &ClusterHandle, resource: &str, opt
     let timeout = crate::options::duration(&opts.timeout, Duration::from_secs(300), "rollout_restart timeout")?;
     let targets = targets(cluster, resource, &opts).await?;
     let client = &cluster.0;
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    // kubectl writes whole seconds; two restarts within one second would then
+    // patch nothing and restart nothing, so the time carries its fraction.
+    let now = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
     let body = serde_json::to_vec(&rollout::restart_patch(&now)).unwrap_or_default();
     for target in &targets {
         let started = Instant::now();
@@ -149,7 +151,7 @@ async fn wait_rolled_out(session: &Session, client: &crate::kube::ClusterClient,
                     object: format!("{target} (deleted during its rollout)"),
                 }));
             }
-            Some(o) => rollout::status(o),
+            Some(o) => rollout::status(&target.info.kind, o),
         };
         let text = match &state {
             Rollout::Done(m) | Rollout::Waiting(m) | Rollout::Failed(m) => m.clone(),

@@ -45,10 +45,16 @@ async fn a_data_plane_joins_and_another_leaves_while_the_rest_stay_synced() {
         ("CTX_DATA_PLANE_CLUSTER", "dp3"),
         ("DATA_PLANE_CLUSTER_NAME", "cluster3"),
     ];
+    let dp3 = sandbox.client("dp3").await;
+    run(sandbox, "add-data-plane.rhai", &add, &["--dry-run"]).status(0);
+    assert!(
+        leftovers(&dp3).await.is_empty(),
+        "a dry run creates nothing: {:?}",
+        leftovers(&dp3).await
+    );
     run(sandbox, "add-data-plane.rhai", &add, &[])
         .status(0)
         .stdout_contains("Istio 1.24.3");
-    let dp3 = sandbox.client("dp3").await;
     let remote = sail_object(&dp3, "Istio", "istios", "external-istiod").await;
     assert_eq!(ready(&remote), "True");
     assert_eq!(

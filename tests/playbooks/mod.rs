@@ -17,11 +17,13 @@ use crate::support::{Output, SandboxHandle, Test};
 mod broken;
 mod data_planes;
 mod external;
+mod in_place_upgrade;
 mod multi_dataplane;
 mod multi_mesh;
 mod preflight;
 mod rendered;
 mod rotate;
+mod upgrade;
 
 /// external.rhai's inputs on a control-plane/data-plane sandbox.
 fn inputs(api_server: &str) -> Vec<(&str, &str)> {

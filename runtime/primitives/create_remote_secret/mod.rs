@@ -45,7 +45,7 @@ The token comes from a `kubernetes.io/service-account-token` Secret of the accou
 created if none exists, and watched (at most 5 s) until the token controller fills it. The Secret is
 labelled `istio/multiCluster: "true"` and annotated `networking.istio.io/cluster: <name>`.
 
-With `--dry-run` nothing is created; when no token Secret exists yet (or the `secret_name` one does not) the result holds a placeholder
+With `--dry-run` nothing is created; when no token Secret exists yet (or the `secret_name` one or the service account does not) the result holds a placeholder
 token (annotated `mesh-run.io/dry-run-placeholder`) and a warning says so, since only a real run can
 mint a token.
 

@@ -8,6 +8,7 @@ use super::Primitive;
 use crate::session::Session;
 
 pub const PRIMITIVE: Primitive = Primitive {
+    options: &[],
     name: "dry_run",
     signatures: &["dry_run() -> bool"],
     doc: r#"

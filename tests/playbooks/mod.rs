@@ -16,6 +16,7 @@ use crate::support::{Output, SandboxHandle, Test};
 
 mod broken;
 mod external;
+mod interrupted_teardown;
 mod multi_dataplane;
 mod multi_mesh;
 mod rendered;

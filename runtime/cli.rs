@@ -27,7 +27,7 @@ Examples:
   # Where the time goes: every API request on stderr (paths and statuses, never bodies)
   MESH_RUN_TRACE=http mesh-run playbooks/external.rhai ...
 
-Exit codes: 0 success, 1 the playbook failed, 2 usage or script error, 130 interrupted.";
+Exit codes: 0 success, 1 the playbook failed, 2 usage or script error, 130 Ctrl-C, 143 SIGTERM.";
 
 const WATCH_EXAMPLES: &str = "\
 Watches the playbook, every module it imports and every local file it applies (recomputed after

@@ -65,7 +65,6 @@ pub async fn wait(cluster: &ClusterClient, req: &WaitRequest<'_>, progress: &(dy
             }
         }
     }
-    drop(watching);
     Err(timeout(cluster, req, &target_name, &seen))
 }
 

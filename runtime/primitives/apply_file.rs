@@ -20,8 +20,9 @@ pub const PRIMITIVE: Primitive = Primitive {
     doc: r#"
 `apply` for a file: a path (relative to the playbook's folder), or the name of a manifest bundled
 in mesh-run's stdlib — the files the procedure fetches by URL: `controlplane-gateway.yaml`,
-`ingress-gateway.yaml`, `helloworld.yaml`, `helloworld-gateway.yaml`, `sleep.yaml`. Same options
-and result as `apply`. Local files are watched by `mesh-run watch`.
+`ingress-gateway.yaml`, `helloworld.yaml`, `helloworld-gateway.yaml`, `sleep.yaml` (built into the
+binary; `--stdlib DIR` reads `DIR/manifests/` first). A file beside the playbook wins over a bundled
+name. Same options and result as `apply`. Local files are watched by `mesh-run watch`.
 
 ```rhai
 cp.apply_file("controlplane-gateway.yaml");

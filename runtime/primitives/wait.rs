@@ -27,9 +27,13 @@ Waits until an object satisfies every condition in `"for"` (a string or an array
 through discovery. Conditions: `condition=Ready` (or `=False`, `=Unknown`; honours
 `observedGeneration`), `jsonpath={.status.x}` (present and non-empty), `jsonpath={.status.x}=value`,
 `create`, `delete`. `fail_if` lists conditions that end the wait at once with a `fail_state` error.
-Waiting starts even if the object, or its kind, does not exist yet. `timeout` defaults to `30s`
-(`"3m"`, `"90s"` or seconds). On timeout the error (kind `timeout`) says whether the object exists,
-its last conditions, observedGeneration against generation and the last JSONPath value. A live line
+Waiting starts even if the object, or its kind, does not exist yet (a CRD still to come); a kind
+that looks like a typo of a served one fails at once (`unknown_kind`, "did you mean …?"). `timeout`
+defaults to `30s` (`"3m"`, `"90s"` or seconds); the object is always judged once, so `timeout: "0"`
+succeeds when the condition already holds (as `kubectl wait --timeout=0`). On timeout the error (kind
+`timeout`) says whether the object exists — only if the server said so; else that its kind is not
+served, or that no answer came — its last conditions, observedGeneration against generation and the
+last JSONPath value. A live line
 shows the state while waiting. Returns the object (`()` after `delete`). Skipped in `--dry-run`.
 
 ```rhai

@@ -33,6 +33,7 @@ async fn external_procedure_then_rerun_verify_and_teardown() {
     assert!(rerun.stdout.contains(r#""outcome":"unchanged""#), "{}", rerun.stdout);
 
     verify_applies_as_the_seed_and_explains_the_pod_wait(sandbox).await;
+    super::interrupted_teardown::teardown_killed_midway_then_external_converges(sandbox, &api_server);
 
     assert_teardown_leaves_nothing(
         sandbox,

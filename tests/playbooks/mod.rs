@@ -18,6 +18,7 @@ mod broken;
 mod data_planes;
 mod external;
 mod in_place_upgrade;
+mod interrupted_teardown;
 mod multi_dataplane;
 mod multi_mesh;
 mod preflight;

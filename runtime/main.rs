@@ -40,6 +40,9 @@ pub fn options(args: RunArgs) -> RunOptions {
         sets: args.sets.into_iter().collect(),
         kubeconfig: mesh_run::kube::Clusters::default_path(args.kubeconfig),
         dry_run: args.dry_run,
+        prune: !args.no_prune,
+        instance: args.instance,
+        verbose: args.verbose,
         output: args.output,
         timeout: args.timeout,
     }

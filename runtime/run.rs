@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::applyset::ApplySets;
 use crate::bridge::Bridge;
 use crate::diagnostic::Diagnostic;
 use crate::error::Error;
@@ -20,6 +21,12 @@ pub struct RunOptions {
     pub sets: HashMap<String, String>,
     pub kubeconfig: PathBuf,
     pub dry_run: bool,
+    /// After a successful run, delete the set's members it did not apply.
+    pub prune: bool,
+    /// Names the set beside the playbook (two installs of one playbook on one cluster).
+    pub instance: Option<String>,
+    /// Dry run: show unchanged steps too.
+    pub verbose: bool,
     pub output: Format,
     pub timeout: Option<Duration>,
 }
@@ -32,7 +39,13 @@ pub struct RunOutcome {
 
 pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
     let mut files = vec![opts.playbook.clone()];
-    let reporter = Reporter::new(opts.output);
+    let reporter = Reporter::new(opts.output).changes_only(opts.dry_run && !opts.verbose);
+    let stem = opts
+        .playbook
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let set_name = crate::applyset::id::parent_name(&stem, opts.instance.as_deref());
     let sources = Sources::default();
     let name = opts.playbook.display().to_string();
     let base_dir = opts
@@ -49,6 +62,7 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
         sets: opts.sets.clone(),
         base_dir: base_dir.clone(),
         files_read: Mutex::new(Vec::new()),
+        applysets: ApplySets::new(set_name, opts.prune, opts.dry_run),
     });
     let resolver = Resolver::new(&base_dir, sources.clone());
     let imported = resolver.files.clone();
@@ -72,7 +86,12 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
             .compile(&text)
             .map_err(|e| Diagnostic::from_rhai(&rhai::EvalAltResult::ErrorParsing(*e.0, e.1), &name, None))?;
         ast.set_source(name.as_str());
-        engine.run_ast(&ast).map_err(|e| Diagnostic::from_rhai(&e, &name, Some(&bridge)))
+        engine.run_ast(&ast).map_err(|e| Diagnostic::from_rhai(&e, &name, Some(&bridge)))?;
+        // Only a run that got to its end prunes: a failed or interrupted one
+        // may not have applied what it still wants.
+        bridge
+            .run(crate::applyset::finish(&session))
+            .map_err(|e| Diagnostic::from_rhai(&e, &name, Some(&bridge)))
     })();
 
     files.extend(imported.lock().expect("files lock").iter().cloned());

@@ -7,8 +7,10 @@ use http::{Method, StatusCode};
 use rhai::{Engine, EvalAltResult};
 
 use super::Primitive;
+use crate::applyset::id;
 use crate::error::Result;
 use crate::kube::apply::Outcome;
+use crate::kube::object_ref::ObjectRef;
 use crate::session::{ClusterHandle, Session};
 
 pub const PRIMITIVE: Primitive = Primitive {
@@ -17,7 +19,8 @@ pub const PRIMITIVE: Primitive = Primitive {
     doc: r#"
 Makes sure a namespace exists: on OpenShift (the `project.openshift.io` API is served) it requests a
 Project, like `oc new-project`; elsewhere it creates a Namespace. An existing one is fine: returns
-`unchanged`, else `created`.
+`unchanged`, else `created`. A namespace it creates joins the run's ApplySet (pruned when a later
+run no longer ensures it); one that existed before is never pruned.
 
 ```rhai
 cp.ensure_namespace("istio-system");
@@ -34,26 +37,36 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
             let (c, name, s2) = (c.clone(), name.to_string(), s.clone());
             s.bridge.run(async move {
                 let started = Instant::now();
-                let outcome = ensure(&c, &name, s2.dry_run).await?;
-                let shown = if s2.dry_run {
-                    format!("{} (dry run)", outcome.as_str())
-                } else {
-                    outcome.as_str().to_string()
-                };
-                s2.step(&c.0.name, "namespace", &format!("Namespace {name}"), &shown, started, None);
+                let outcome = ensure(&s2, &c, &name).await?;
+                let detail = (s2.dry_run && outcome == Outcome::Created).then(|| format!("+ Namespace {name}"));
+                s2.step(
+                    &c.0.name,
+                    "namespace",
+                    &format!("Namespace {name}"),
+                    outcome.as_str(),
+                    started,
+                    detail,
+                );
                 Ok(outcome.as_str().to_string())
             })
         },
     );
 }
 
-pub async fn ensure(cluster: &ClusterHandle, name: &str, dry_run: bool) -> Result<Outcome> {
+/// Creates the namespace (as a member of the run's ApplySet) unless it
+/// exists; an existing one stays a member only if the set created it.
+pub async fn ensure(session: &Session, cluster: &ClusterHandle, name: &str) -> Result<Outcome> {
     let client = &cluster.0;
-    if client
-        .get_json(&format!("/api/v1/namespaces/{name}"), &format!("Namespace {name}"))
-        .await?
-        .is_some()
-    {
+    let sets = &session.applysets;
+    let info = client.resolve_kind("v1", "Namespace").await?;
+    let target = ObjectRef::new(info.clone(), name, None);
+    if let Some(live) = client.get_json(&target.url(), &target).await? {
+        if sets.is_member(&live) {
+            sets.applied(client, &target).await;
+        }
+        return Ok(Outcome::Unchanged);
+    }
+    if session.dry_run && sets.planned(client, &target).is_some() {
         return Ok(Outcome::Unchanged);
     }
     let openshift = client
@@ -61,7 +74,9 @@ pub async fn ensure(cluster: &ClusterHandle, name: &str, dry_run: bool) -> Resul
         .await?
         .find("projectrequests.project.openshift.io")
         .is_some();
+    let labels = serde_json::json!({ id::PART_OF: sets.id });
     let (path, body) = if openshift {
+        // A ProjectRequest takes no labels: the Namespace is labelled once it exists.
         (
             "/apis/project.openshift.io/v1/projectrequests",
             serde_json::json!({"apiVersion": "project.openshift.io/v1", "kind": "ProjectRequest", "metadata": {"name": name}}),
@@ -69,10 +84,15 @@ pub async fn ensure(cluster: &ClusterHandle, name: &str, dry_run: bool) -> Resul
     } else {
         (
             "/api/v1/namespaces",
-            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}),
         )
     };
-    let path = if dry_run { format!("{path}?dryRun=All") } else { path.to_string() };
+    sets.track(client, &[(info, None)]).await?;
+    let path = if session.dry_run {
+        format!("{path}?dryRun=All")
+    } else {
+        path.to_string()
+    };
     let res = client
         .call(
             Method::POST,
@@ -82,8 +102,19 @@ pub async fn ensure(cluster: &ClusterHandle, name: &str, dry_run: bool) -> Resul
         )
         .await?;
     match res.status {
-        s if s.is_success() => Ok(Outcome::Created),
-        // Created by someone else between our GET and POST: still fine.
+        s if s.is_success() => {
+            if openshift && !session.dry_run {
+                let entries = serde_json::Map::from_iter([(id::PART_OF.to_string(), serde_json::Value::String(sets.id.clone()))]);
+                crate::kube::metadata::patch(client, &target, "labels", entries, false).await?;
+            }
+            sets.applied(client, &target).await;
+            if session.dry_run {
+                let planned = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
+                sets.plan(client, &target, planned);
+            }
+            Ok(Outcome::Created)
+        }
+        // Created by someone else between our GET and POST: still fine, and not ours.
         StatusCode::CONFLICT => Ok(Outcome::Unchanged),
         _ => Err(client.api_error(&res, &format!("Namespace {name}"), "create")),
     }

@@ -112,7 +112,8 @@ pub struct RunArgs {
     #[arg(long, overrides_with = "prune")]
     pub no_prune: bool,
 
-    /// Delete what an earlier run created and this one no longer applies (the default).
+    /// Prune even when the set was last recorded by another playbook file of the same name
+    /// (by default that run keeps such objects and warns).
     #[arg(long, overrides_with = "no_prune")]
     pub prune: bool,
 

@@ -21,8 +21,9 @@ pub struct RunOptions {
     pub sets: HashMap<String, String>,
     pub kubeconfig: PathBuf,
     pub dry_run: bool,
-    /// After a successful run, delete the set's members it did not apply.
-    pub prune: bool,
+    /// After a successful run, delete the set's members it did not apply:
+    /// `--prune`, `--no-prune`, or neither (prune when the set is this file's).
+    pub prune: Option<bool>,
     /// Names the set beside the playbook (two installs of one playbook on one cluster).
     pub instance: Option<String>,
     /// Dry run: show unchanged steps too.
@@ -62,7 +63,7 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
         sets: opts.sets.clone(),
         base_dir: base_dir.clone(),
         files_read: Mutex::new(Vec::new()),
-        applysets: ApplySets::new(set_name, opts.prune, opts.dry_run),
+        applysets: ApplySets::new(set_name, playbook_path(&opts.playbook), opts.prune, opts.dry_run),
     });
     let resolver = Resolver::new(&base_dir, sources.clone());
     let imported = resolver.files.clone();
@@ -114,6 +115,15 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
         duration_ms: elapsed.as_millis(),
     });
     RunOutcome { result, files }
+}
+
+/// The playbook's absolute path (symlinks resolved), as the ApplySet records it.
+fn playbook_path(playbook: &Path) -> String {
+    std::fs::canonicalize(playbook)
+        .or_else(|_| std::path::absolute(playbook))
+        .unwrap_or_else(|_| playbook.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// `mesh-run check`: compile a playbook and every module it imports, with

@@ -33,8 +33,11 @@ pub struct ApplySets {
     pub name: String,
     /// kubectl's ID of that parent: the value of every member's `part-of` label.
     pub id: String,
-    pub prune: bool,
+    /// `--prune` (`Some(true)`), `--no-prune` (`Some(false)`) or neither.
+    pub prune: Option<bool>,
     pub dry_run: bool,
+    /// The playbook's absolute path, recorded on the parent.
+    pub playbook: String,
     /// Dry run: the plan of every cluster, from the steps reported.
     pub tally: Tally,
     clusters: Mutex<BTreeMap<String, Arc<ClusterSet>>>,
@@ -70,13 +73,14 @@ pub fn member_key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> S
 }
 
 impl ApplySets {
-    pub fn new(name: String, prune: bool, dry_run: bool) -> Self {
+    pub fn new(name: String, playbook: String, prune: Option<bool>, dry_run: bool) -> Self {
         let id = id::applyset_id(&name, parent::NAMESPACE, "ConfigMap", "");
         ApplySets {
             name,
             id,
             prune,
             dry_run,
+            playbook,
             tally: Tally::default(),
             clusters: Mutex::new(BTreeMap::new()),
         }
@@ -114,6 +118,7 @@ impl ApplySets {
             wanted.namespaces.extend(namespace.clone());
         }
         wanted.contexts.extend(self.contexts());
+        wanted.playbook = Some(self.playbook.clone());
         if wanted != state.recorded && !self.dry_run {
             parent::write(client, &self.name, &self.id, &wanted).await?;
         }
@@ -144,16 +149,16 @@ impl ApplySets {
     }
 
     /// `label`/`annotate` set `keys` of `field` on `target`. A key is recorded
-    /// (and removed once a run stops setting it) when the call changed
-    /// something, or when an earlier run recorded it: a key that was already
-    /// there with that value was someone else's.
+    /// (and removed once a run stops setting it) when the call changed it,
+    /// or when an earlier run recorded it: a key that was already there with
+    /// that value was someone else's.
     pub async fn set_metadata(
         &self,
         client: &Arc<ClusterClient>,
         target: &ObjectRef,
         field: &str,
         keys: Vec<String>,
-        changed: bool,
+        changed: &[String],
     ) -> Result<()> {
         let set = self.on(client);
         let mut state = set.state.lock().await;
@@ -161,7 +166,7 @@ impl ApplySets {
         let object = metadata_key(target);
         let mut before = state.recorded.metadata.get(&object).cloned().unwrap_or_default();
         let known = before.field_mut(field);
-        let keys: Vec<String> = keys.into_iter().filter(|k| changed || known.contains(k)).collect();
+        let keys: Vec<String> = keys.into_iter().filter(|k| changed.contains(k) || known.contains(k)).collect();
         if keys.is_empty() {
             return Ok(());
         }
@@ -249,7 +254,7 @@ mod tests {
 
     #[test]
     fn labels_only_what_is_new_or_already_in_a_set() {
-        let sets = ApplySets::new("external".into(), true, false);
+        let sets = ApplySets::new("external".into(), "/p/external.rhai".into(), None, false);
         assert_eq!(label_for(&sets.id, None).as_deref(), Some(sets.id.as_str()));
         let theirs = json!({"metadata": {"labels": {"applyset.kubernetes.io/part-of": "applyset-other-v1"}}});
         assert_eq!(label_for(&sets.id, Some(&theirs)).as_deref(), Some("applyset-other-v1"));

@@ -21,6 +21,8 @@ pub const NAMESPACE: &str = "mesh-run";
 const CONTEXTS: &str = "mesh-run.io/contexts";
 /// JSON: the label and annotation keys `label`/`annotate` set, per object.
 const METADATA: &str = "mesh-run.io/metadata";
+/// The playbook file that last recorded the set (two files of one name must not prune each other).
+const PLAYBOOK: &str = "mesh-run.io/playbook";
 
 /// Label and annotation keys a playbook set on one object.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -53,6 +55,8 @@ pub struct Record {
     pub namespaces: BTreeSet<String>,
     pub contexts: BTreeSet<String>,
     pub metadata: BTreeMap<String, MetadataKeys>,
+    /// The playbook's path when it last ran.
+    pub playbook: Option<String>,
 }
 
 impl Record {
@@ -84,6 +88,9 @@ impl Record {
         annotations.insert(CONTEXTS.into(), join(&self.contexts).into());
         if !self.metadata.is_empty() {
             annotations.insert(METADATA.into(), serde_json::to_string(&self.metadata).unwrap_or_default().into());
+        }
+        if let Some(playbook) = &self.playbook {
+            annotations.insert(PLAYBOOK.into(), playbook.clone().into());
         }
         json!({
             "apiVersion": "v1",
@@ -128,6 +135,7 @@ impl Record {
             namespaces,
             contexts: list(CONTEXTS),
             metadata,
+            playbook: annotation(PLAYBOOK).map(str::to_string),
         })
     }
 }
@@ -201,6 +209,7 @@ mod tests {
         r.group_kinds.extend(["Istio.sailoperator.io".to_string(), "Namespace".into()]);
         r.namespaces.extend(["external-istiod".to_string(), NAMESPACE.into()]);
         r.contexts.extend(["cp".to_string(), "dp".into()]);
+        r.playbook = Some("/work/playbooks/external.rhai".into());
         r.metadata
             .entry("v1|Namespace||sample".into())
             .or_default()

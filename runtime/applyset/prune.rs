@@ -101,18 +101,29 @@ async fn settle(session: &Session, set: &Arc<ClusterSet>, contexts: &BTreeSet<St
         emit_plan(session, &client.name);
         return Ok(());
     }
-    if !sets.prune {
-        if !doomed.is_empty() {
-            let names: Vec<String> = doomed.iter().map(|m| m.target.to_string()).collect();
+    let found = state.found.clone().flatten();
+    let other_file = found.as_ref().and_then(|f| f.playbook.clone()).filter(|p| *p != sets.playbook);
+    let keep = match (sets.prune, &other_file) {
+        (Some(false), _) => Some("kept (--no-prune)".to_string()),
+        (None, Some(other)) => Some(format!(
+            "kept: the set was last recorded by another file of that name, {other} (--prune to prune anyway, --instance to keep both)"
+        )),
+        _ => None,
+    };
+    if let Some(why) = keep {
+        if !doomed.is_empty() || !stale_keys.is_empty() {
+            let mut names: Vec<String> = doomed.iter().map(|m| m.target.to_string()).collect();
+            names.extend(stale_keys.iter().map(|(object, keys)| describe_keys(object, keys)));
             session.warn(
                 &client.name,
                 &format!("ApplySet {}", sets.name),
-                format!("kept (--no-prune), no longer applied: {}", names.join(", ")),
+                format!("{why}, no longer applied: {}", names.join(", ")),
             );
         }
         let mut record = recorded;
         record.contexts.extend(contexts.iter().cloned());
-        return save(client, sets, state.found.clone().flatten(), record).await;
+        record.playbook = Some(sets.playbook.clone());
+        return save(client, sets, found, record).await;
     }
 
     for (object, keys) in &stale_keys {
@@ -130,7 +141,8 @@ async fn settle(session: &Session, set: &Arc<ClusterSet>, contexts: &BTreeSet<St
     let mut record = state.current.clone();
     record.namespaces.insert(parent::NAMESPACE.into());
     record.contexts = contexts.clone();
-    save(client, sets, state.found.clone().flatten(), record).await
+    record.playbook = Some(sets.playbook.clone());
+    save(client, sets, found, record).await
 }
 
 /// Writes the parent when it changed; removes it when the set is empty here.

@@ -96,10 +96,10 @@ async fn set(
             let diff = crate::kube::apply::diff::render(Some(object), &after, &target.info.kind);
             return Ok((if diff.is_some() { Outcome::Configured } else { Outcome::Unchanged }, diff));
         }
-        None => metadata::patch(client, target, field, entries.clone(), session.dry_run).await?,
+        None => metadata::patch_keys(client, target, field, entries.clone(), session.dry_run).await?,
     };
-    sets.set_metadata(client, target, field, keys, outcome == Outcome::Configured)
-        .await?;
+    let (outcome, changed) = outcome;
+    sets.set_metadata(client, target, field, keys, &changed).await?;
     let diff = match (&live, session.dry_run) {
         (Some(live), true) => {
             let mut after = live.clone();

@@ -18,6 +18,7 @@ mod broken;
 mod external;
 mod multi_dataplane;
 mod multi_mesh;
+mod prune;
 mod rendered;
 
 /// external.rhai's inputs on a control-plane/data-plane sandbox.

@@ -24,7 +24,12 @@ impl Tally {
     pub fn count(&self, cluster: &str, action: &str, object: &str, outcome: &str) {
         let mut clusters = self.clusters.lock().expect("tally lock");
         let lists = clusters.entry(cluster.to_string()).or_default();
-        let list = match (action, outcome.split(' ').next().unwrap_or_default()) {
+        let outcome = outcome.split(' ').next().unwrap_or_default();
+        // A change to an object the run creates is part of creating it.
+        if outcome == "configured" && lists.create.iter().any(|o| o == object) {
+            return;
+        }
+        let list = match (action, outcome) {
             ("get" | "wait" | "exec" | "http" | "remote-secret", _) => return,
             ("prune", _) => &mut lists.prune,
             (_, "created") => &mut lists.create,
@@ -55,6 +60,7 @@ mod tests {
         t.count("cp", "apply", "Istio default", "created");
         t.count("cp", "namespace", "Namespace sample", "unchanged");
         t.count("cp", "label", "Namespace sample", "configured");
+        t.count("cp", "label", "Istio default", "configured");
         t.count("cp", "get", "svc/x {.a}", "ok");
         t.count("cp", "delete", "Secret a/b", "deleted");
         t.count("cp", "prune", "Secret a/c", "pruned");

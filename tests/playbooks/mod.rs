@@ -18,6 +18,7 @@ mod broken;
 mod external;
 mod multi_dataplane;
 mod multi_mesh;
+mod plan;
 mod prune;
 mod rendered;
 

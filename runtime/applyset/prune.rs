@@ -159,37 +159,49 @@ async fn save(client: &ClusterClient, sets: &ApplySets, found: Option<Record>, r
     parent::write(client, &sets.name, &sets.id, &record).await
 }
 
-/// Every object carrying the set's label, in the kinds and namespaces the parent lists (kubectl's way).
+/// Every object carrying the set's label, in the kinds and namespaces the
+/// parent lists (kubectl's way). A namespaced kind is listed once across all
+/// namespaces (one request instead of one per namespace: a rerun's cost), and
+/// per namespace only where that is forbidden.
 async fn list_members(client: &ClusterClient, record: &Record, set_id: &str) -> Result<Vec<Member>> {
     let discovery = client.discovery(false).await?;
     let selector = format!("?labelSelector={}%3D{set_id}", id::PART_OF.replace('/', "%2F"));
-    let mut urls = Vec::new();
-    for group_kind in &record.group_kinds {
-        let (group, kind) = id::split_group_kind(group_kind);
+    let infos: Vec<_> = record
+        .group_kinds
+        .iter()
+        .map(|gk| id::split_group_kind(gk))
         // A kind no longer served has no objects left to prune.
-        let Some(info) = discovery.find_group_kind(group, kind) else {
-            continue;
-        };
-        if info.namespaced {
-            for ns in &record.namespaces {
-                urls.push((info.clone(), format!("{}{selector}", info.url(Some(ns)))));
+        .filter_map(|(group, kind)| discovery.find_group_kind(group, kind).cloned())
+        .collect();
+    let selector = &selector;
+    let listed = join_all(infos.iter().map(|info| async move {
+        let everywhere = client.get_json(&format!("{}{selector}", info.url(None)), &info.plural).await;
+        match everywhere {
+            Ok(list) => Ok(vec![list]),
+            Err(_) if info.namespaced => {
+                let per_namespace = record
+                    .namespaces
+                    .iter()
+                    .map(|ns| async move { client.get_json(&format!("{}{selector}", info.url(Some(ns))), &info.plural).await });
+                join_all(per_namespace).await.into_iter().collect::<Result<Vec<_>>>()
             }
-        } else {
-            urls.push((info.clone(), format!("{}{selector}", info.url(None))));
+            Err(e) => Err(e),
         }
-    }
-    let lists = join_all(urls.iter().map(|(info, url)| client.get_json(url, &info.plural))).await;
+    }))
+    .await;
     let mut members = Vec::new();
-    for ((info, _), list) in urls.iter().zip(lists) {
-        let Some(list) = list? else {
-            continue;
-        };
-        for item in list.get("items").and_then(Value::as_array).into_iter().flatten() {
-            let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-            let namespace = item.pointer("/metadata/namespace").and_then(Value::as_str);
-            members.push(Member {
-                target: ObjectRef::new(info.clone(), name, namespace),
-            });
+    for (info, lists) in infos.iter().zip(listed) {
+        for list in lists?.into_iter().flatten() {
+            for item in list.get("items").and_then(Value::as_array).into_iter().flatten() {
+                let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                let namespace = item.pointer("/metadata/namespace").and_then(Value::as_str);
+                if namespace.is_some_and(|ns| !record.namespaces.contains(ns)) {
+                    continue;
+                }
+                members.push(Member {
+                    target: ObjectRef::new(info.clone(), name, namespace),
+                });
+            }
         }
     }
     Ok(members)

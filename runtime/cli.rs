@@ -116,9 +116,30 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Send every change as a server-side dry run: nothing changes; show what would (with diffs). Waits are skipped.
+    /// Plan: send every change as a server-side dry run, so nothing changes; show what would
+    /// (with diffs) and end with a summary per cluster. Works on empty clusters: values that
+    /// exist only after an apply become placeholders. Waits are skipped.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Keep what an earlier successful run of this playbook created and this run no longer
+    /// applies (by default it is deleted after a successful run: see README, "Pruning").
+    #[arg(long, overrides_with = "prune")]
+    pub no_prune: bool,
+
+    /// Prune even when the set was last recorded by another playbook file of the same name
+    /// (by default that run keeps such objects and warns).
+    #[arg(long, overrides_with = "no_prune")]
+    pub prune: bool,
+
+    /// Names this installation when one playbook is run more than once on the same clusters
+    /// (two meshes): each instance owns, and prunes, only its own objects.
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+
+    /// With --dry-run: show every step, not only the ones that would change something.
+    #[arg(short, long)]
+    pub verbose: bool,
 
     /// `json`: one JSON event per line on stdout (for CI and tests).
     #[arg(long, value_enum, default_value = "text")]
@@ -245,6 +266,12 @@ mod tests {
         let run = cli.run.unwrap();
         assert_eq!(run.playbook, PathBuf::from("p.rhai"));
         assert!(run.dry_run);
+        assert!(!run.no_prune && !run.verbose && run.instance.is_none());
+        let cli = Cli::try_parse_from(["mesh-run", "p.rhai", "--prune", "--no-prune", "--instance", "m2", "-v"]).unwrap();
+        let run = cli.run.unwrap();
+        assert!(run.no_prune && !run.prune, "the last of --prune/--no-prune wins");
+        assert!(run.verbose);
+        assert_eq!(run.instance.as_deref(), Some("m2"));
         let cli = Cli::try_parse_from(["mesh-run", "check", "a.rhai", "b.rhai"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Check { playbooks, .. }) if playbooks.len() == 2));
     }

@@ -44,6 +44,8 @@ pub fn for_check(bridge: crate::bridge::Bridge) -> Engine {
         base_dir: Default::default(),
         files_read: Default::default(),
         stdlib_dir: None,
+        // Never used: the check engine evaluates nothing.
+        applysets: crate::applyset::ApplySets::new("check".into(), String::new(), Some(false), true),
     });
     let mut engine = build(&session, Resolver::new(std::path::Path::new("."), None, Default::default()));
     engine.set_optimization_level(rhai::OptimizationLevel::None);

@@ -1,6 +1,7 @@
 //! mesh-run: multi-cluster Istio procedures as Rhai playbooks, run against
 //! real Kubernetes API servers. The binary (main.rs) is glue; this is the tool.
 
+pub mod applyset;
 pub mod bridge;
 pub mod check;
 pub mod cli;

@@ -52,6 +52,13 @@ pub fn options(args: RunArgs) -> RunOptions {
         sets: args.sets.into_iter().collect(),
         kubeconfig: mesh_run::kube::Clusters::default_path(args.kubeconfig),
         dry_run: args.dry_run,
+        prune: match (args.prune, args.no_prune) {
+            (_, true) => Some(false),
+            (true, _) => Some(true),
+            _ => None,
+        },
+        instance: args.instance,
+        verbose: args.verbose,
         output: args.output,
         timeout: args.timeout,
         stdlib: args.stdlib,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::applyset::ApplySets;
 use crate::bridge::Bridge;
 use crate::diagnostic::Diagnostic;
 use crate::error::Error;
@@ -20,6 +21,13 @@ pub struct RunOptions {
     pub sets: HashMap<String, String>,
     pub kubeconfig: PathBuf,
     pub dry_run: bool,
+    /// After a successful run, delete the set's members it did not apply:
+    /// `--prune`, `--no-prune`, or neither (prune when the set is this file's).
+    pub prune: Option<bool>,
+    /// Names the set beside the playbook (two installs of one playbook on one cluster).
+    pub instance: Option<String>,
+    /// Dry run: show unchanged steps too.
+    pub verbose: bool,
     pub output: Format,
     pub timeout: Option<Duration>,
     /// `--stdlib DIR` / `$MESH_RUN_STDLIB`; None: the built-in stdlib only.
@@ -36,7 +44,13 @@ pub struct RunOutcome {
 
 pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
     let mut files = vec![opts.playbook.clone()];
-    let reporter = Reporter::new(opts.output);
+    let reporter = Reporter::new(opts.output).changes_only(opts.dry_run && !opts.verbose);
+    let stem = opts
+        .playbook
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let set_name = crate::applyset::id::parent_name(&stem, opts.instance.as_deref());
     let sources = Sources::default();
     let name = opts.playbook.display().to_string();
     let base_dir = opts
@@ -54,6 +68,7 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
         base_dir: base_dir.clone(),
         stdlib_dir: opts.stdlib.clone(),
         files_read: Mutex::new(Vec::new()),
+        applysets: ApplySets::new(set_name, playbook_path(&opts.playbook), opts.prune, opts.dry_run),
     });
     let resolver = Resolver::new(&base_dir, opts.stdlib.as_deref(), sources.clone());
     let imported = resolver.files.clone();
@@ -99,7 +114,12 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
             .compile(&text)
             .map_err(|e| crate::check::syntax::diagnose(*e.0, e.1, &name, &text))?;
         ast.set_source(name.as_str());
-        engine.run_ast(&ast).map_err(|e| Diagnostic::from_rhai(&e, &name, Some(&bridge)))
+        engine.run_ast(&ast).map_err(|e| Diagnostic::from_rhai(&e, &name, Some(&bridge)))?;
+        // Only a run that got to its end prunes: a failed or interrupted one
+        // may not have applied what it still wants.
+        bridge
+            .run(crate::applyset::finish(&session))
+            .map_err(|e| Diagnostic::from_rhai(&e, &name, Some(&bridge)))
     })();
 
     files.extend(imported.lock().expect("files lock").iter().cloned());
@@ -122,6 +142,15 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
         duration_ms: elapsed.as_millis(),
     });
     RunOutcome { result, files }
+}
+
+/// The playbook's absolute path (symlinks resolved), as the ApplySet records it.
+fn playbook_path(playbook: &Path) -> String {
+    std::fs::canonicalize(playbook)
+        .or_else(|_| std::path::absolute(playbook))
+        .unwrap_or_else(|_| playbook.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// `mesh-run check`: compile a playbook and every module it imports, and

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::applyset::ApplySets;
 use crate::bridge::Bridge;
 use crate::kube::{ClusterClient, Clusters};
 use crate::report::{Event, Reporter};
@@ -23,6 +24,8 @@ pub struct Session {
     pub stdlib_dir: Option<PathBuf>,
     /// Local files the run read (manifests), for watch mode.
     pub files_read: Mutex<Vec<PathBuf>>,
+    /// What the run owns on each cluster, and what it would change in a dry run.
+    pub applysets: ApplySets,
 }
 
 /// A cluster as a playbook holds it: `let cp = cluster("ctx");`.
@@ -38,13 +41,18 @@ impl Session {
     }
 
     /// Reports one finished step.
+    /// In a dry run every step is one: it says what would have happened.
     pub fn step(&self, cluster: &str, action: &str, object: &str, outcome: &str, started: Instant, detail: Option<String>) {
+        if self.dry_run {
+            self.applysets.tally.count(cluster, action, object, outcome);
+        }
         self.reporter.emit(Event::Step {
             cluster: cluster.to_string(),
             action: action.to_string(),
             object: object.to_string(),
             outcome: outcome.to_string(),
             duration_ms: started.elapsed().as_millis(),
+            dry_run: self.dry_run,
             detail,
         });
     }

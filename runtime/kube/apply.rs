@@ -33,6 +33,8 @@ pub struct ApplyOptions {
     pub selector: Option<Selector>,
     pub force: bool,
     pub dry_run: bool,
+    /// The ApplySet ID to label new objects with (see `applyset::label_for`).
+    pub applyset: Option<String>,
 }
 
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,6 +208,14 @@ async fn send(
         None => cluster.get_json(&target.url(), &target).await?,
     };
 
+    let mut object = object;
+    if let Some(label) = opts
+        .applyset
+        .as_deref()
+        .and_then(|id| crate::applyset::label_for(id, live.as_ref()))
+    {
+        object["metadata"]["labels"][crate::applyset::id::PART_OF] = Value::String(label);
+    }
     let mut path = format!("{}?fieldManager={FIELD_MANAGER}&force={}", target.url(), opts.force);
     if opts.dry_run {
         path.push_str("&dryRun=All");

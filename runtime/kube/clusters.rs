@@ -86,6 +86,11 @@ impl Clusters {
         Ok((server, ca))
     }
 
+    /// The clients of every context the run has used so far.
+    pub fn used(&self) -> Vec<Arc<ClusterClient>> {
+        self.clients.lock().expect("clients lock").values().cloned().collect()
+    }
+
     /// The client for `context`. No request is made here: an unknown context
     /// fails at once, an unreachable server fails on first use.
     pub async fn get(&self, context: &str) -> Result<Arc<ClusterClient>> {

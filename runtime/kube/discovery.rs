@@ -189,6 +189,11 @@ impl Discovery {
             .find(|r| r.group == group && r.version == version && r.kind == kind)
     }
 
+    /// The preferred version of `kind` in `group` (an ApplySet names kinds without versions).
+    pub fn find_group_kind(&self, group: &str, kind: &str) -> Option<&ResourceInfo> {
+        self.resources.iter().find(|r| r.group == group && r.kind == kind)
+    }
+
     /// Why `apiVersion`/`kind` is not served, in terms a user can act on.
     pub fn explain_missing(&self, api_version: &str, kind: &str) -> String {
         let (group, version) = split_api_version(api_version);

@@ -17,10 +17,23 @@ pub async fn patch(
     entries: Map<String, Value>,
     dry_run: bool,
 ) -> Result<Outcome> {
+    patch_keys(cluster, target, field, entries, dry_run)
+        .await
+        .map(|(outcome, _)| outcome)
+}
+
+/// `patch`, also naming the keys whose value it changed.
+pub async fn patch_keys(
+    cluster: &ClusterClient,
+    target: &ObjectRef,
+    field: &str,
+    entries: Map<String, Value>,
+    dry_run: bool,
+) -> Result<(Outcome, Vec<String>)> {
     let Some(live) = cluster.get_json(&target.url(), target).await? else {
         // A dry run did not create what the playbook creates just before (a namespace).
         if dry_run {
-            return Ok(Outcome::Configured);
+            return Ok((Outcome::Configured, entries.keys().cloned().collect()));
         }
         return Err(Error::NotFound {
             cluster: cluster.name.clone(),
@@ -28,13 +41,17 @@ pub async fn patch(
         });
     };
     let current = live.pointer(&format!("/metadata/{field}")).and_then(Value::as_object);
-    let unchanged = entries.iter().all(|(k, v)| match (current.and_then(|c| c.get(k)), v) {
-        (None, Value::Null) => true,
-        (Some(have), want) => have == want,
-        _ => false,
-    });
-    if unchanged {
-        return Ok(Outcome::Unchanged);
+    let changed: Vec<String> = entries
+        .iter()
+        .filter(|(k, v)| match (current.and_then(|c| c.get(k.as_str())), v) {
+            (None, Value::Null) => false,
+            (Some(have), want) => have != *want,
+            _ => true,
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    if changed.is_empty() {
+        return Ok((Outcome::Unchanged, changed));
     }
     let body = serde_json::json!({"metadata": {field: entries}});
     let mut path = target.url();
@@ -52,7 +69,7 @@ pub async fn patch(
     if !res.status.is_success() {
         return Err(cluster.api_error(&res, &target.to_string(), field));
     }
-    Ok(Outcome::Configured)
+    Ok((Outcome::Configured, changed))
 }
 
 /// Turns a Rhai-side map of strings into label/annotation values (`()` → null: remove).

@@ -16,6 +16,7 @@ pub const PRIMITIVE: Primitive = Primitive {
     doc: r#"
 Sets annotations on an object (`TYPE/NAME`), like `kubectl annotate --overwrite`; a value of `()` removes the key.
 Returns `configured`, or `unchanged` when the object already has them (reruns change nothing).
+A key it sets is recorded in the run's ApplySet: once a run no longer sets it, it is removed.
 
 ```rhai
 dp.annotate("namespace/external-istiod", #{ "topology.istio.io/controlPlaneClusters": "cluster1" });

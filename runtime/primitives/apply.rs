@@ -10,7 +10,8 @@ use serde_json::Value;
 use super::Primitive;
 use crate::engine;
 use crate::error::{Error, Result};
-use crate::kube::apply::{self, Applied, ApplyOptions};
+use crate::kube::apply::{self, Applied, ApplyOptions, Outcome};
+use crate::kube::{ClusterClient, ResourceInfo};
 use crate::selector::Selector;
 use crate::sensitive::Sensitive;
 use crate::session::{ClusterHandle, Session};
@@ -71,6 +72,7 @@ impl ApplyOpts {
             selector: self.selector.as_deref().map(Selector::parse).transpose()?,
             force: self.force.unwrap_or(false),
             dry_run,
+            applyset: None,
         })
     }
 }
@@ -93,6 +95,26 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
             engine.register_fn("apply", move |c: &mut ClusterHandle, m: Dynamic| f(c, m, None));
         }
     }
+}
+
+/// The kinds and namespaces of `objects`, for the ApplySet's parent. A kind
+/// that does not resolve is left to `apply`, which says why.
+async fn kinds_of(client: &ClusterClient, objects: &[Value], namespace: Option<&str>) -> Vec<(ResourceInfo, Option<String>)> {
+    let mut kinds = Vec::new();
+    for o in objects {
+        let field = |p: &str| o.pointer(p).and_then(Value::as_str);
+        let (Some(api_version), Some(kind)) = (field("/apiVersion"), field("/kind")) else {
+            continue;
+        };
+        let Ok(info) = client.resolve_kind(api_version, kind).await else {
+            continue;
+        };
+        let ns = info
+            .namespaced
+            .then(|| field("/metadata/namespace").or(namespace).unwrap_or("default").to_string());
+        kinds.push((info, ns));
+    }
+    kinds
 }
 
 /// The objects in what a playbook passed: YAML text, a map, an array, a sensitive manifest.
@@ -154,18 +176,28 @@ fn check_result_fits(objects: &[Value], opts: &ApplyOptions) -> Result<()> {
     Ok(())
 }
 
-/// Applies and reports each object; shared by `apply` and `apply_file`.
+/// Applies and reports each object; shared by `apply` and `apply_file`. New
+/// objects join the run's ApplySet (the parent lists their kinds first).
 pub async fn apply_and_report(session: &Session, cluster: &ClusterHandle, objects: Vec<Value>, opts: &ApplyOptions) -> Result<Array> {
     check_result_fits(&objects, opts)?;
     let client = &cluster.0;
+    let sets = &session.applysets;
+    sets.track(client, &kinds_of(client, &objects, opts.namespace.as_deref()).await)
+        .await?;
+    let opts = &ApplyOptions {
+        applyset: Some(sets.id.clone()),
+        ..opts.clone()
+    };
     let report = |a: &Applied| {
-        let outcome = if opts.dry_run {
-            format!("{} (dry run)", a.outcome.as_str())
-        } else {
-            a.outcome.as_str().to_string()
-        };
         let started = Instant::now() - a.duration;
-        session.step(&client.name, "apply", &a.object.to_string(), &outcome, started, a.diff.clone());
+        session.step(
+            &client.name,
+            "apply",
+            &a.object.to_string(),
+            a.outcome.as_str(),
+            started,
+            a.diff.clone(),
+        );
         if !a.dropped.is_empty() {
             session.warn(
                 &client.name,
@@ -178,6 +210,12 @@ pub async fn apply_and_report(session: &Session, cluster: &ClusterHandle, object
         }
     };
     let applied = apply::apply(client, objects, opts, &report).await?;
+    for a in &applied {
+        sets.applied(client, &a.object).await;
+        if opts.dry_run && a.outcome == Outcome::Created {
+            sets.plan(client, &a.object, a.result.clone());
+        }
+    }
     Ok(applied
         .iter()
         .map(|a| {

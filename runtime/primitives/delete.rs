@@ -81,11 +81,7 @@ async fn delete(session: &Session, cluster: &ClusterHandle, resource: &str, opts
         };
         watch::wait(client, &req, &|_| {}).await?;
     }
-    let outcome_text = if session.dry_run {
-        format!("{outcome} (dry run)")
-    } else {
-        outcome.to_string()
-    };
-    session.step(&client.name, "delete", &target.to_string(), &outcome_text, started, None);
+    let detail = (session.dry_run && outcome == "deleted").then(|| format!("- {target}"));
+    session.step(&client.name, "delete", &target.to_string(), outcome, started, detail);
     Ok(outcome.to_string())
 }

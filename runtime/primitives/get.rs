@@ -46,7 +46,7 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
         s.bridge.run(async move {
             let started = Instant::now();
             let opts: GetOpts = PRIMITIVE.parse_options(opts)?;
-            let object = fetch(&c, &resource, &opts).await?;
+            let object = fetch_planned(&s2, &c, &resource, &opts).await?;
             s2.step(&c.0.name, "get", &resource, "ok", started, None);
             rhai::serde::to_dynamic(object).map_err(|e| Error::usage(e.to_string()))
         })
@@ -54,6 +54,21 @@ fn register(engine: &mut Engine, session: &Arc<Session>) {
     let f2 = f.clone();
     engine.register_fn("get", move |c: &mut ClusterHandle, r: &str| f(c, r, None));
     engine.register_fn("get", move |c: &mut ClusterHandle, r: &str, o: Map| f2(c, r, Some(o)));
+}
+
+/// `fetch`, except that a dry run reads an object it would have created (a
+/// namespace, a Deployment) back as it planned it, so later steps can go on.
+pub async fn fetch_planned(session: &Session, cluster: &ClusterHandle, resource: &str, opts: &GetOpts) -> Result<Value> {
+    match fetch(cluster, resource, opts).await {
+        Err(Error::NotFound { cluster: name, object }) if session.dry_run => {
+            let target = ObjectRef::resolve(&cluster.0, resource, opts.namespace.as_deref()).await?;
+            session
+                .applysets
+                .planned(&cluster.0, &target)
+                .ok_or(Error::NotFound { cluster: name, object })
+        }
+        other => other,
+    }
 }
 
 /// `TYPE/NAME` → the object; `TYPE` → a List of the objects (kubectl's shape).

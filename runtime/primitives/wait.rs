@@ -95,7 +95,7 @@ async fn wait(session: &Session, cluster: &ClusterHandle, resource: &str, opts: 
             &client.name,
             "wait",
             resource,
-            "skipped (dry run)",
+            "skipped",
             started,
             Some(format!("would wait for {what}")),
         );

@@ -13,6 +13,8 @@ pub enum Event {
         object: String,
         outcome: String,
         duration_ms: u128,
+        /// Nothing was changed: the step says what it would have done.
+        dry_run: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
@@ -47,6 +49,16 @@ pub enum Event {
         line: Option<usize>,
         #[serde(skip_serializing_if = "Option::is_none")]
         column: Option<usize>,
+    },
+    /// The end of a dry run, per cluster: what the run would create,
+    /// change, delete and prune, and how many objects are already as wanted.
+    Plan {
+        cluster: String,
+        create: Vec<String>,
+        change: Vec<String>,
+        delete: Vec<String>,
+        prune: Vec<String>,
+        unchanged: usize,
     },
     /// Watch mode: a file changed and the playbook runs again.
     Rerun {

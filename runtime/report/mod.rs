@@ -25,6 +25,8 @@ pub struct Reporter {
     /// A progress line is drawn on stderr and must be cleared before the next output.
     live: Mutex<bool>,
     tty: bool,
+    /// A dry run without `-v`: text shows only the steps that would change something.
+    changes_only: bool,
 }
 
 impl Reporter {
@@ -36,7 +38,14 @@ impl Reporter {
             changed: AtomicUsize::new(0),
             live: Mutex::new(false),
             tty: std::io::stderr().is_terminal(),
+            changes_only: false,
         }
+    }
+
+    /// Text output leaves out steps that change nothing (JSON keeps every event).
+    pub fn changes_only(mut self, on: bool) -> Self {
+        self.changes_only = on;
+        self
     }
 
     pub fn emit(&self, event: Event) {
@@ -45,6 +54,13 @@ impl Reporter {
             if !matches!(outcome.split(' ').next(), Some("unchanged" | "ok" | "skipped" | "absent")) {
                 self.changed.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        if let Event::Step { outcome, .. } = &event
+            && self.changes_only
+            && self.format == Format::Text
+            && matches!(outcome.split(' ').next(), Some("unchanged" | "ok" | "absent"))
+        {
+            return;
         }
         let mut live = self.live.lock().expect("reporter lock");
         if *live {

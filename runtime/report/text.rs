@@ -10,6 +10,7 @@ pub fn render(event: &Event) -> String {
             object,
             outcome,
             duration_ms,
+            dry_run,
             detail,
         } => {
             let mark = match outcome.split(' ').next().unwrap_or_default() {
@@ -17,7 +18,11 @@ pub fn render(event: &Event) -> String {
                 "skipped" => "·",
                 _ => "✔",
             };
-            let mut line = format!("{mark} {cluster:<16} {action:<14} {object:<48} {outcome} ({})", ms(*duration_ms));
+            let dry = if *dry_run { " (dry run)" } else { "" };
+            let mut line = format!(
+                "{mark} {cluster:<16} {action:<14} {object:<48} {outcome}{dry} ({})",
+                ms(*duration_ms)
+            );
             if let Some(d) = detail {
                 for l in d.lines() {
                     line.push_str("\n    ");
@@ -46,6 +51,32 @@ pub fn render(event: &Event) -> String {
             format!("{verdict}: {steps} steps, {changed} changed, in {}", ms(*duration_ms))
         }
         Event::Error { message, .. } => message.clone(),
+        Event::Plan {
+            cluster,
+            create,
+            change,
+            delete,
+            prune,
+            unchanged,
+        } => {
+            let mut line = format!(
+                "plan for {cluster}: {} to create, {} to change, {}{} to prune, {unchanged} unchanged",
+                create.len(),
+                change.len(),
+                if delete.is_empty() {
+                    String::new()
+                } else {
+                    format!("{} to delete, ", delete.len())
+                },
+                prune.len()
+            );
+            for (mark, list) in [("+", create), ("~", change), ("-", delete), ("-", prune)] {
+                for object in list {
+                    line.push_str(&format!("\n  {mark} {object}"));
+                }
+            }
+            line
+        }
         Event::Rerun { trigger } => format!("⟳ {trigger} changed: running again"),
     }
 }
@@ -70,11 +101,38 @@ mod tests {
             object: "Istio default".into(),
             outcome: "created".into(),
             duration_ms: 1500,
+            dry_run: false,
             detail: None,
         });
         assert!(
             line.contains("control-plane") && line.contains("Istio default") && line.contains("created (1.5s)"),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn dry_run_is_said_after_the_outcome_and_plans_list_objects() {
+        let step = Event::Step {
+            cluster: "dp".into(),
+            action: "label".into(),
+            object: "Namespace sample".into(),
+            outcome: "configured".into(),
+            duration_ms: 3,
+            dry_run: true,
+            detail: None,
+        };
+        assert!(render(&step).contains("configured (dry run) (3ms)"), "{}", render(&step));
+        let plan = render(&Event::Plan {
+            cluster: "cp".into(),
+            create: vec!["Namespace a".into()],
+            change: vec![],
+            delete: vec![],
+            prune: vec!["Secret a/b".into()],
+            unchanged: 2,
+        });
+        assert_eq!(
+            plan,
+            "plan for cp: 1 to create, 0 to change, 1 to prune, 2 unchanged\n  + Namespace a\n  - Secret a/b"
         );
     }
 }

@@ -160,10 +160,12 @@ impl Produced {
                 _ => line.to_string(),
             })
             .collect();
+        let mut labels: BTreeMap<String, String> = map("/labels");
+        labels.remove(APPLYSET_LABEL);
         Produced {
             name: text("/name"),
             namespace: text("/namespace"),
-            labels: map("/labels"),
+            labels,
             annotations: map("/annotations"),
             keys: data.keys().cloned().collect(),
             kubeconfig,
@@ -465,14 +467,20 @@ async fn reader_objects(dp: &kube::Client, ns: &str) -> (Value, Value, Value) {
 /// Labels that differ by istioctl build (its charts' version) or claim Helm: mesh-run leaves them out.
 const VERSION_LABELS: &[&str] = &["app.kubernetes.io/version", "helm.sh/chart", "app.kubernetes.io/managed-by"];
 
-/// `field` of istioctl's and mesh-run's object, equal (labels: but for `VERSION_LABELS`).
+/// mesh-run's ApplySet membership (issue 14), which istioctl has no notion of.
+const APPLYSET_LABEL: &str = "applyset.kubernetes.io/part-of";
+
+/// `field` of istioctl's and mesh-run's object, equal (labels: but for `VERSION_LABELS` and `APPLYSET_LABEL`).
 fn assert_same_field(what: &str, field: &str, istioctl: &Value, ours: &Value) {
-    let (mut theirs, ours) = (istioctl[field].clone(), ours[field].clone());
+    let (mut theirs, mut ours) = (istioctl[field].clone(), ours[field].clone());
     if field == "labels" {
         theirs
             .as_object_mut()
             .into_iter()
             .for_each(|m| m.retain(|k, _| !VERSION_LABELS.contains(&k.as_str())));
+        ours.as_object_mut().into_iter().for_each(|m| {
+            m.remove(APPLYSET_LABEL);
+        });
     }
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap();
     assert!(

@@ -17,6 +17,8 @@ use serde_json::Value;
 
 use crate::support::{self, SandboxHandle, Test};
 
+mod prune;
+
 const CLUSTERS: &[&str] = &["control-plane", "data-plane"];
 
 /// Generous: the test machine is shared; a healthy rerun takes milliseconds.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 mod token;
 
-use token::{get_or_create_service_account, kube_system_uid, service_account_secret, wait_for_token_data};
+use token::{find_or_create_token_secret, get_or_create_service_account, kube_system_uid, service_account_secret, wait_for_token_data};
 
 use super::Primitive;
 use crate::error::Result;
@@ -145,7 +145,8 @@ async fn create_remote_secret(session: &Session, cluster: &ClusterHandle, req: R
     let service_account = get_or_create_service_account(session, cluster, &req).await?;
     let token_secret = match &service_account {
         Some(sa) => service_account_secret(session, client, &req, sa).await?,
-        None => None,
+        // A dry run shows the token Secret a real run would create (≥ 1.24), then uses a placeholder.
+        None => find_or_create_token_secret(session, client, &req).await?,
     };
     let placeholder = token_secret.is_none();
     let (ca, token, outcome) = match token_secret {
@@ -162,7 +163,7 @@ async fn create_remote_secret(session: &Session, cluster: &ClusterHandle, req: R
                     req.namespace, req.service_account
                 ),
             );
-            (Vec::new(), DRY_RUN_TOKEN.to_string(), "placeholder (dry run)")
+            (Vec::new(), DRY_RUN_TOKEN.to_string(), "placeholder")
         }
     };
 

@@ -3,6 +3,7 @@
 //! (or, before Kubernetes 1.24, the account's own secret), then wait for
 //! the token controller to fill it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::{Method, StatusCode};
@@ -58,6 +59,11 @@ pub(super) async fn get_or_create_service_account(session: &Session, cluster: &C
     // A dry run did not create what creates the account (an Istio the operator
     // would reconcile, a namespace): the result holds a placeholder token.
     if !req.create_service_account && session.dry_run {
+        session.warn(
+            &client.name,
+            &what,
+            "does not exist yet (an operator or an earlier step of a real run creates it); the dry run goes on with a placeholder token",
+        );
         return Ok(None);
     }
     if !req.create_service_account {
@@ -79,30 +85,31 @@ pub(super) async fn get_or_create_service_account(session: &Session, cluster: &C
         )
     };
     let started = Instant::now();
-    let outcome = crate::primitives::ensure_namespace::ensure(cluster, ns, session.dry_run).await?;
-    let outcome = if session.dry_run {
-        format!("{} (dry run)", outcome.as_str())
-    } else {
-        outcome.as_str().to_string()
+    let outcome = crate::primitives::ensure_namespace::ensure(session, cluster, ns).await?;
+    session.step(
+        &client.name,
+        "namespace",
+        &format!("Namespace {ns}"),
+        outcome.as_str(),
+        started,
+        None,
+    );
+    // Server-side apply with force, as istioctl applies its rendered chart objects.
+    let opts = ApplyOptions {
+        namespace: None,
+        selector: None,
+        force: true,
+        dry_run: session.dry_run,
+        applyset: None,
     };
-    session.step(&client.name, "namespace", &format!("Namespace {ns}"), &outcome, started, None);
+    crate::primitives::apply::apply_and_report(session, cluster, rs::reader_rbac(ns), &opts).await?;
     if session.dry_run {
-        let reader = format!("ServiceAccount {ns}/{}", rs::READER_SERVICE_ACCOUNT);
-        session.step(&client.name, "create", &reader, "skipped (dry run)", Instant::now(), None);
         return if sa == rs::READER_SERVICE_ACCOUNT {
             Ok(None)
         } else {
             Err(not_created())
         };
     }
-    // Server-side apply with force, as istioctl applies its rendered chart objects.
-    let opts = ApplyOptions {
-        namespace: None,
-        selector: None,
-        force: true,
-        dry_run: false,
-    };
-    crate::primitives::apply::apply_and_report(session, cluster, rs::reader_rbac(ns), &opts).await?;
     client.get_json(&path, &what).await?.map(Some).ok_or_else(not_created)
 }
 
@@ -110,7 +117,7 @@ pub(super) async fn get_or_create_service_account(session: &Session, cluster: &C
 /// by the server's version. `None` only in a dry run that would have created it.
 pub(super) async fn service_account_secret(
     session: &Session,
-    client: &ClusterClient,
+    client: &Arc<ClusterClient>,
     req: &Request,
     service_account: &Value,
 ) -> Result<Option<Value>> {
@@ -167,7 +174,7 @@ pub(super) async fn legacy_service_account_secret(client: &ClusterClient, req: &
 }
 
 /// Kubernetes ≥ 1.24: the first token Secret annotated with the account, else a new one.
-pub(super) async fn find_or_create_token_secret(session: &Session, client: &ClusterClient, req: &Request) -> Result<Option<Value>> {
+pub(super) async fn find_or_create_token_secret(session: &Session, client: &Arc<ClusterClient>, req: &Request) -> Result<Option<Value>> {
     let (ns, sa) = (&req.namespace, &req.service_account);
     if let Some(name) = &req.secret_name {
         return match get_referencing_secret(client, ns, name, sa).await {
@@ -186,16 +193,30 @@ pub(super) async fn find_or_create_token_secret(session: &Session, client: &Clus
     }
     let items = list.body.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
     if let Some(found) = items.into_iter().find(|s| rs::references_service_account(s, sa)) {
+        if session.applysets.is_member(&found) {
+            let name = found.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            let info = client.resolve_kind("v1", "Secret").await?;
+            session
+                .applysets
+                .applied(client, &crate::kube::ObjectRef::new(info, name, Some(ns)))
+                .await;
+        }
         return Ok(Some(found));
     }
     let name = rs::token_secret_name(sa);
     let object = format!("Secret {ns}/{name}");
     let started = Instant::now();
+    let info = client.resolve_kind("v1", "Secret").await?;
+    let target = crate::kube::ObjectRef::new(info.clone(), &name, Some(ns));
     if session.dry_run {
-        session.step(&client.name, "create", &object, "skipped (dry run)", started, None);
+        // A dry run cannot mint a token: the caller goes on with a placeholder.
+        session.step(&client.name, "create", &object, "created", started, None);
         return Ok(None);
     }
-    let body = serde_json::to_vec(&rs::token_secret(ns, sa)).unwrap_or_default();
+    session.applysets.track(client, &[(info, Some(ns.clone()))]).await?;
+    let mut secret = rs::token_secret(ns, sa);
+    secret["metadata"]["labels"][crate::applyset::id::PART_OF] = Value::String(session.applysets.id.clone());
+    let body = serde_json::to_vec(&secret).unwrap_or_default();
     let res = client
         .call(
             Method::POST,
@@ -206,6 +227,7 @@ pub(super) async fn find_or_create_token_secret(session: &Session, client: &Clus
         .await?;
     match res.status {
         s if s.is_success() => {
+            session.applysets.applied(client, &target).await;
             session.step(&client.name, "create", &object, "created", started, None);
             Ok(Some(res.body))
         }

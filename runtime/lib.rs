@@ -5,6 +5,7 @@ pub mod bridge;
 pub mod check;
 pub mod cli;
 pub mod diagnostic;
+pub mod doc;
 pub mod engine;
 pub mod error;
 pub mod inputs;

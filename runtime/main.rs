@@ -28,10 +28,30 @@ fn main() -> ExitCode {
             }),
             _,
         ) => check(&playbooks, sets, kubeconfig),
-        (Some(Command::Doc), _) => {
-            print!("{}", mesh_run::primitives::reference());
+        (Some(Command::Doc { name: None }), _) => {
+            print!("{}", mesh_run::doc::reference());
             0
         }
+        (Some(Command::Doc { name: Some(name) }), _) => match mesh_run::doc::entry(&name) {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("error[usage]: {e}");
+                2
+            }
+        },
+        (Some(Command::Inputs { playbook }), _) => match run::inputs(&playbook) {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                2
+            }
+        },
         (Some(Command::Sandbox(args)), _) => runtime.block_on(sandbox(args)),
         (None, None) => {
             eprintln!("error: no playbook given\n\nUsage: mesh-run PLAYBOOK [--set KEY=VALUE]...   (mesh-run --help for more)");

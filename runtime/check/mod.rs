@@ -49,6 +49,18 @@ pub struct Finding {
     /// (line, column), 1-based; none for mistakes on the command line.
     pub at: Option<(usize, usize)>,
     pub message: String,
+    pub kind: Kind,
+}
+
+/// Which error a finding becomes (its `kind` and exit code).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// A mistake in the script's text.
+    Script,
+    /// A mistake on the command line (`--set`).
+    Usage,
+    /// A context the kubeconfig lacks: the error a run would meet at `cluster(...)`, earlier.
+    Context { context: String, available: String },
 }
 
 impl Finding {
@@ -57,6 +69,7 @@ impl Finding {
             source: source.to_string(),
             at: pos.line().map(|l| (l, pos.position().unwrap_or(1))),
             message,
+            kind: Kind::Script,
         }
     }
 
@@ -70,12 +83,15 @@ impl Finding {
             })
             .into_iter()
             .collect();
-        let error = if self.at.is_some() {
-            Error::Script {
+        let error = match &self.kind {
+            Kind::Script => Error::Script {
                 message: self.message.clone(),
-            }
-        } else {
-            Error::usage(self.message.clone())
+            },
+            Kind::Usage => Error::usage(self.message.clone()),
+            Kind::Context { context, available } => Error::UnknownContext {
+                context: context.clone(),
+                available: available.clone(),
+            },
         };
         Diagnostic {
             error: Arc::new(error),

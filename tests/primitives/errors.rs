@@ -28,7 +28,7 @@ let x = (;
 fn unknown_primitives_and_wrong_arguments_are_script_errors() {
     mesh(r#"cluster("control-plane").aply("x");"#)
         .status(2)
-        .stderr_contains("unknown function or wrong arguments: aply (Cluster,");
+        .stderr_contains("unknown method .aply(...); did you mean \"apply\"?");
     mesh(r#"cluster("control-plane").wait(42);"#)
         .status(2)
         .stderr_contains("unknown function or wrong arguments: wait (Cluster, i64)");
@@ -38,7 +38,7 @@ fn unknown_primitives_and_wrong_arguments_are_script_errors() {
 fn an_unknown_option_key_lists_the_valid_ones() {
     mesh(r#"cluster("control-plane").wait("cm/x", #{ timout: "1s" });"#)
         .status(2)
-        .stderr_contains("error[usage]: unknown option \"timout\" for wait; valid options: for, wait_for, timeout, namespace, fail_if")
+        .stderr_contains("error[script]: unknown option \"timout\" for wait; did you mean \"timeout\"? (valid options: for, wait_for, timeout, namespace, fail_if)")
         .stderr_contains("--> p.rhai:1:");
 }
 
@@ -58,8 +58,11 @@ metadata:
 `);
 "#,
     )
-    .status(1)
-    .stderr_contains("error[yaml]: invalid YAML in manifest, document 2");
+    // Caught before any request, at the playbook's line.
+    .status(2)
+    .stderr_contains("error[script]: this manifest is not valid YAML (document 2)")
+    .stderr_contains("--> p.rhai:10:")
+    .stderr_contains("10 |   name: [unclosed");
 }
 
 #[test]
@@ -78,7 +81,8 @@ fn an_unknown_kind_says_the_crd_is_missing_and_where() {
 fn an_unknown_context_lists_the_available_ones() {
     mesh(r#"cluster("nope");"#)
         .status(1)
-        .stderr_contains("error[context]: unknown kubeconfig context \"nope\" (available: control-plane, data-plane)");
+        .stderr_contains("error[context]: unknown kubeconfig context \"nope\" (available: control-plane, data-plane")
+        .stderr_contains("--> p.rhai:1:");
 }
 
 #[test]

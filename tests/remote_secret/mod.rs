@@ -266,5 +266,7 @@ async fn missing_account_fails_in_istioctl_words_and_dry_run_creates_nothing() {
         .args(["run", "p.rhai"])
         .run()
         .status(2)
-        .stderr_contains("unknown option \"namspace\" for create_remote_secret; valid options: type, name, namespace");
+        .stderr_contains(
+            "unknown option \"namspace\" for create_remote_secret; did you mean \"namespace\"? (valid options: type, name, namespace",
+        );
 }

@@ -34,6 +34,29 @@ fn unknown_primitives_and_wrong_arguments_are_script_errors() {
         .stderr_contains("unknown function or wrong arguments: wait (Cluster, i64)");
 }
 
+/// The static check runs before the first request: the namespace the
+/// playbook's first line would create is not created, and the HTTP trace is empty.
+#[test]
+fn a_mistake_later_in_the_playbook_stops_it_before_any_request() {
+    Test::new()
+        .kubeconfig(sandbox().kubeconfig())
+        .env("MESH_RUN_TRACE", "http")
+        .playbook(
+            "p.rhai",
+            "let cp = cluster(\"control-plane\");\ncp.ensure_namespace(\"prim-check-first\");\ncp.wait(\"cm/x\", #{ namespace: \"prim-check-first\", timout: \"1s\" });\n",
+        )
+        .args(["p.rhai"])
+        .run()
+        .status(2)
+        .stderr_contains("unknown option \"timout\" for wait; did you mean \"timeout\"?")
+        .stderr_contains("--> p.rhai:3:")
+        .stderr_lacks("[http]");
+    assert!(
+        !kubectl_raw("control-plane", &["get", "namespace", "prim-check-first"]).status.success(),
+        "the check let the first request through"
+    );
+}
+
 #[test]
 fn an_unknown_option_key_lists_the_valid_ones() {
     mesh(r#"cluster("control-plane").wait("cm/x", #{ timout: "1s" });"#)

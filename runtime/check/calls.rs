@@ -106,8 +106,14 @@ impl Checker<'_> {
         let public: Vec<&ScriptFn> = fns.iter().filter(|f| f.name == name && !f.private).collect();
         if public.is_empty() {
             let hint = suggest::hint(name, fns.iter().filter(|f| !f.private).map(|f| f.name.as_str()));
+            let listed = if path.starts_with("mesh/") {
+                format!("`mesh-run doc {path}` lists its functions")
+            } else {
+                let public: Vec<&str> = fns.iter().filter(|f| !f.private).map(|f| f.name.as_str()).collect();
+                format!("its functions: {}; `private fn`s are not callable from outside", public.join(", "))
+            };
             return finding(format!(
-                "unknown function {alias}::{name}: \"{path}\" has no function `{name}`{hint} (`mesh-run doc {path}` lists its functions)"
+                "unknown function {alias}::{name}: \"{path}\" has no function `{name}`{hint} ({listed})"
             ));
         }
         if !public.iter().any(|f| f.params.len() == call.args.len()) {

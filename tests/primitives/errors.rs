@@ -52,7 +52,9 @@ fn a_mistake_later_in_the_playbook_stops_it_before_any_request() {
         .stderr_contains("--> p.rhai:3:")
         .stderr_lacks("[http]");
     assert!(
-        !kubectl_raw("control-plane", &["get", "namespace", "prim-check-first"]).status.success(),
+        !kubectl_raw("control-plane", &["get", "namespace", "prim-check-first"])
+            .status
+            .success(),
         "the check let the first request through"
     );
 }

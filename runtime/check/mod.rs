@@ -231,6 +231,8 @@ let f = |x| x + 1;
 let cp = cluster("a");
 cp.wait("istio/x", #{ "for": "condition=Ready", timeout: "1m" });
 print(mine("ab") + f(1) + lib::add(1, 2) + "x".sub_string(1) + [1].map(|v| v * 2).len());
+let obj = #{ greet: |n| `hi ${n}` };
+obj.greet("x");
 "#;
         assert_eq!(findings(text, &Settings::default()), Vec::<String>::new());
         let text = r#"import "lib" as lib;

@@ -21,8 +21,10 @@ Examples:
   # Compile playbooks and their modules (no cluster needed)
   mesh-run check playbooks/*.rhai
 
-  # Every primitive a playbook can call
+  # Every primitive and stdlib function a playbook can call; one of them; a playbook's inputs
   mesh-run doc
+  mesh-run doc istio::wait_ready
+  mesh-run inputs playbooks/external.rhai
 
   # Where the time goes: every API request on stderr (paths and statuses, never bodies)
   MESH_RUN_TRACE=http mesh-run playbooks/external.rhai ...
@@ -91,8 +93,17 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         kubeconfig: Option<PathBuf>,
     },
-    /// Print the reference of every primitive a playbook can call.
-    Doc,
+    /// Print the reference of every primitive and stdlib module a playbook can call.
+    Doc {
+        /// Only this entry: a primitive (`wait`), a module (`mesh/istio`) or a module function (`istio::wait_ready`).
+        #[arg(value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// List a playbook's inputs (those of its modules too) with their defaults and docs.
+    Inputs {
+        #[arg(value_name = "PLAYBOOK")]
+        playbook: PathBuf,
+    },
     /// The whole multi-cluster mesh at a glance: control planes, remote secrets, data planes,
     /// gateways and workloads of every context, checked live, with what to do about each failure.
     #[command(after_help = STATUS_EXAMPLES)]

@@ -6,6 +6,7 @@ pub mod bridge;
 pub mod check;
 pub mod cli;
 pub mod diagnostic;
+pub mod doc;
 pub mod engine;
 pub mod error;
 pub mod inputs;

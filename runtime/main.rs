@@ -32,10 +32,30 @@ fn main() -> ExitCode {
             }),
             _,
         ) => check(&playbooks, sets, kubeconfig, stdlib),
-        (Some(Command::Doc), _) => {
-            print!("{}", mesh_run::primitives::reference());
+        (Some(Command::Doc { name: None }), _) => {
+            print!("{}", mesh_run::doc::reference());
             0
         }
+        (Some(Command::Doc { name: Some(name) }), _) => match mesh_run::doc::entry(&name) {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("error[usage]: {e}");
+                2
+            }
+        },
+        (Some(Command::Inputs { playbook }), _) => match run::inputs(&playbook) {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                2
+            }
+        },
         (Some(Command::Status(args)), _) => runtime.block_on(mesh_run::status::command::run(args)),
         (Some(Command::Sandbox(args)), _) => runtime.block_on(sandbox(args)),
         (None, None) => {

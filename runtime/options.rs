@@ -13,7 +13,8 @@ pub fn parse<T: DeserializeOwned + Default>(primitive: &str, map: Option<Map>, v
     let Some(map) = map else { return Ok(T::default()) };
     if let Some(bad) = map.keys().find(|k| !valid.contains(&k.as_str())) {
         return Err(Error::usage(format!(
-            "unknown option \"{bad}\" for {primitive}; valid options: {}",
+            "unknown option \"{bad}\" for {primitive}{} (valid options: {})",
+            crate::check::suggest::hint(bad, valid.iter().copied()),
             valid.join(", ")
         )));
     }
@@ -67,7 +68,10 @@ mod tests {
         let mut m = Map::new();
         m.insert("timout".into(), Dynamic::from("3m"));
         let err = parse::<Opts>("wait", Some(m), &["for", "timeout"]).unwrap_err().to_string();
-        assert_eq!(err, "unknown option \"timout\" for wait; valid options: for, timeout");
+        assert_eq!(
+            err,
+            "unknown option \"timout\" for wait; did you mean \"timeout\"? (valid options: for, timeout)"
+        );
         let mut m = Map::new();
         m.insert("timeout".into(), Dynamic::from("3m"));
         let opts = parse::<Opts>("wait", Some(m), &["for", "timeout"]).unwrap();

@@ -100,13 +100,11 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
             if found.is_empty() {
                 return Err(first);
             }
-            let message = format!("{} (and {} more: `mesh-run check {name}` lists them)", first.error, found.len());
-            let error = match first.error.kind() {
-                "usage" => Error::usage(message),
-                _ => Error::Script { message },
-            };
             return Err(Diagnostic {
-                error: std::sync::Arc::new(error),
+                error: std::sync::Arc::new(Error::Noted {
+                    source: first.error,
+                    note: format!("and {} more: `mesh-run check {name}` lists them", found.len()),
+                }),
                 frames: first.frames,
             });
         }
@@ -172,6 +170,46 @@ pub fn check(playbook: &Path, sets: &HashMap<String, String>, kubeconfig: &Path,
     };
     crate::check::check(&engine, &name, &text, &base_dir_of(playbook), &sources, &settings)
         .map_err(|ds| ds.iter().map(|d| d.render(&sources)).collect::<Vec<_>>().join("\n\n"))
+}
+
+/// `mesh-run inputs`: every input of a playbook and its modules, with its
+/// default and the comment above it, as text for a terminal.
+pub fn inputs(playbook: &Path) -> Result<String, String> {
+    let name = playbook.display().to_string();
+    let text = std::fs::read_to_string(playbook).map_err(|e| format!("error[usage]: cannot read playbook {name}: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| format!("error: cannot start the async runtime: {e}"))?;
+    let engine = crate::engine::for_check(Bridge::new(runtime.handle().clone()));
+    let sources = Sources::default();
+    let scripts = crate::check::load(&engine, &name, &text, &base_dir_of(playbook), None, &sources).map_err(|d| d.render(&sources))?;
+    let mut out = format!("Inputs of {name} (--set NAME=VALUE, else the environment variable NAME):\n");
+    let mut seen = Vec::new();
+    for script in &scripts {
+        for input in crate::inputs::list(&script.text) {
+            if seen.contains(&input.name) {
+                continue;
+            }
+            let default = match &input.default {
+                Some(d) => format!("default {d}"),
+                None => "required".to_string(),
+            };
+            let from = if script.name == name {
+                String::new()
+            } else {
+                format!(" (read in {})", script.name)
+            };
+            out.push_str(&format!("\n  {}  {default}{from}\n", input.name));
+            if !input.doc.is_empty() {
+                out.push_str(&format!("      {}\n", input.doc));
+            }
+            seen.push(input.name);
+        }
+    }
+    if seen.is_empty() {
+        out.push_str("\n  (none)\n");
+    }
+    Ok(out)
 }
 
 fn base_dir_of(playbook: &Path) -> PathBuf {

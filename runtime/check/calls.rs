@@ -15,12 +15,13 @@ use crate::primitives::Primitive;
 pub type Imports<'a> = Vec<(&'a str, &'a str, &'a [ScriptFn])>;
 
 pub fn check(script: &Script, native: &Native, imports: &Imports, out: &mut Vec<Finding>) {
-    let variables = variables(script);
+    let (variables, properties) = names(script);
     let checker = Checker {
         script,
         native,
         imports,
         variables,
+        properties,
     };
     script.ast.walk(&mut |path: &[ASTNode]| {
         match path.last() {
@@ -40,6 +41,8 @@ struct Checker<'a> {
     imports: &'a Imports<'a>,
     /// Names bound to values: calling one calls the function pointer it holds.
     variables: BTreeSet<String>,
+    /// Map keys and properties: `obj.f(x)` calls a closure stored under `f`.
+    properties: BTreeSet<String>,
 }
 
 impl Checker<'_> {
@@ -50,7 +53,8 @@ impl Checker<'_> {
         if !call.namespace.is_empty() {
             return self.module_call(call, finding);
         }
-        if Native::is_keyword(name) || (!method && self.variables.contains(name)) {
+        // `f(x)` with `f` a closure variable; `obj.f(x)` with `f` a closure property of a map.
+        if Native::is_keyword(name) || (!method && self.variables.contains(name)) || (method && self.properties.contains(name)) {
             return;
         }
         // A script function called as a method binds `this`: its parameters are the arguments.
@@ -106,8 +110,14 @@ impl Checker<'_> {
         let public: Vec<&ScriptFn> = fns.iter().filter(|f| f.name == name && !f.private).collect();
         if public.is_empty() {
             let hint = suggest::hint(name, fns.iter().filter(|f| !f.private).map(|f| f.name.as_str()));
+            let listed = if path.starts_with("mesh/") {
+                format!("`mesh-run doc {path}` lists its functions")
+            } else {
+                let public: Vec<&str> = fns.iter().filter(|f| !f.private).map(|f| f.name.as_str()).collect();
+                format!("its functions: {}; `private fn`s are not callable from outside", public.join(", "))
+            };
             return finding(format!(
-                "unknown function {alias}::{name}: \"{path}\" has no function `{name}`{hint} (`mesh-run doc {path}` lists its functions)"
+                "unknown function {alias}::{name}: \"{path}\" has no function `{name}`{hint} ({listed})"
             ));
         }
         if !public.iter().any(|f| f.params.len() == call.args.len()) {
@@ -150,9 +160,11 @@ impl Checker<'_> {
     }
 }
 
-/// Every name a script binds: `let`/`const`, loop variables, parameters, names read.
-fn variables(script: &Script) -> BTreeSet<String> {
+/// Every name a script binds (`let`/`const`, loop variables, parameters,
+/// names read), and every map key and property it names.
+fn names(script: &Script) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut names = BTreeSet::new();
+    let mut properties = BTreeSet::new();
     for f in script.ast.iter_fn_def() {
         names.extend(f.params.iter().map(|p| p.to_string()));
     }
@@ -170,9 +182,13 @@ fn variables(script: &Script) -> BTreeSet<String> {
             Some(ASTNode::Expr(Expr::Variable(v, ..))) if v.2.is_empty() => {
                 names.insert(v.1.to_string());
             }
+            Some(ASTNode::Expr(Expr::Map(map, _))) => properties.extend(map.0.iter().map(|(key, _)| key.name.to_string())),
+            Some(ASTNode::Expr(Expr::Property(p, _))) => {
+                properties.insert(p.2.to_string());
+            }
             _ => {}
         }
         true
     });
-    names
+    (names, properties)
 }

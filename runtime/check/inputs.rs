@@ -5,7 +5,7 @@
 
 use rhai::{ASTNode, Expr, FnCallExpr, Position, Stmt};
 
-use super::{Finding, Script, Settings, suggest};
+use super::{Finding, Kind, Script, Settings, suggest};
 
 pub fn check(scripts: &[Script], settings: &Settings, out: &mut Vec<Finding>) {
     let Some(playbook) = scripts.first() else { return };
@@ -54,6 +54,7 @@ pub fn check(scripts: &[Script], settings: &Settings, out: &mut Vec<Finding>) {
                     if names.is_empty() { "none".to_string() } else { names.join(", ") },
                     playbook.name
                 ),
+                kind: Kind::Usage,
             });
         }
     }
@@ -64,14 +65,17 @@ pub fn check(scripts: &[Script], settings: &Settings, out: &mut Vec<Finding>) {
             continue;
         }
         let hint = suggest::hint(&context, known.iter().map(String::as_str));
-        out.push(Finding::at(
+        let available = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+        let mut finding = Finding::at(
             &source,
             pos,
-            format!(
-                "no context \"{context}\" in the kubeconfig ({from}){hint} (contexts: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
-            ),
-        ));
+            format!("no context \"{context}\" in the kubeconfig ({from}){hint} (contexts: {available})"),
+        );
+        finding.kind = Kind::Context {
+            context: context.clone(),
+            available: format!("{available}{hint}"),
+        };
+        out.push(finding);
         seen.push(context);
     }
 }

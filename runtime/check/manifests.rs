@@ -44,6 +44,7 @@ pub fn check(script: &Script, out: &mut Vec<Finding>) {
                 source: script.name.clone(),
                 at: Some(at),
                 message: format!("this manifest is not valid YAML (document {document}): {}", without_place(&message)),
+                kind: super::Kind::Script,
             });
         }
         true

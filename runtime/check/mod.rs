@@ -51,6 +51,18 @@ pub struct Finding {
     /// (line, column), 1-based; none for mistakes on the command line.
     pub at: Option<(usize, usize)>,
     pub message: String,
+    pub kind: Kind,
+}
+
+/// Which error a finding becomes (its `kind` and exit code).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// A mistake in the script's text.
+    Script,
+    /// A mistake on the command line (`--set`).
+    Usage,
+    /// A context the kubeconfig lacks: the error a run would meet at `cluster(...)`, earlier.
+    Context { context: String, available: String },
 }
 
 impl Finding {
@@ -59,6 +71,7 @@ impl Finding {
             source: source.to_string(),
             at: pos.line().map(|l| (l, pos.position().unwrap_or(1))),
             message,
+            kind: Kind::Script,
         }
     }
 
@@ -72,12 +85,15 @@ impl Finding {
             })
             .into_iter()
             .collect();
-        let error = if self.at.is_some() {
-            Error::Script {
+        let error = match &self.kind {
+            Kind::Script => Error::Script {
                 message: self.message.clone(),
-            }
-        } else {
-            Error::usage(self.message.clone())
+            },
+            Kind::Usage => Error::usage(self.message.clone()),
+            Kind::Context { context, available } => Error::UnknownContext {
+                context: context.clone(),
+                available: available.clone(),
+            },
         };
         Diagnostic {
             error: Arc::new(error),
@@ -189,4 +205,81 @@ fn stdlib_hint(path: &str) -> String {
     };
     suggest::hint(name.trim_end_matches(".rhai"), crate::stdlib::MODULES.iter().map(|(k, _)| *k))
         .replace("did you mean \"", "did you mean \"mesh/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The findings' messages for `text` (a playbook beside a `lib.rhai` module).
+    fn findings(text: &str, settings: &Settings) -> Vec<String> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let engine = crate::engine::for_check(crate::bridge::Bridge::new(runtime.handle().clone()));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("lib.rhai"),
+            "/// Adds.\nfn add(a, b) { a + b }\nprivate fn hidden() {}\n",
+        )
+        .unwrap();
+        let name = dir.path().join("p.rhai").display().to_string();
+        let scripts = load(&engine, &name, text, dir.path(), None, &Sources::default()).unwrap_or_else(|d| panic!("{}", d.error));
+        analyze(&engine, &scripts, settings)
+            .into_iter()
+            .map(|f| match f.at {
+                Some((l, c)) => format!("{l}:{c} {}", f.message),
+                None => f.message.replace(&name, "p.rhai"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn calls_are_checked_against_every_kind_of_function() {
+        let text = r#"import "lib" as lib;
+fn mine(x) { x.len() }
+let f = |x| x + 1;
+let cp = cluster("a");
+cp.wait("istio/x", #{ "for": "condition=Ready", timeout: "1m" });
+print(mine("ab") + f(1) + lib::add(1, 2) + "x".sub_string(1) + [1].map(|v| v * 2).len());
+let obj = #{ greet: |n| `hi ${n}` };
+obj.greet("x");
+"#;
+        assert_eq!(findings(text, &Settings::default()), Vec::<String>::new());
+        let text = r#"import "lib" as lib;
+fn mine(x) { x }
+mine(1, 2);
+lib::add(1);
+lib::hidden();
+lb::add(1, 2);
+cluster("a").wiat("x");
+cluster("a").get("x", #{ namespace: "n", selectr: "a=b" });
+"#;
+        assert_eq!(
+            findings(text, &Settings::default()),
+            vec![
+                "3:1 mine(...) called with 2 argument(s); defined as fn mine(x)",
+                "4:6 lib::add(...) called with 1 argument(s); defined in \"lib\" as fn add(a, b)",
+                "5:6 unknown function lib::hidden: \"lib\" has no function `hidden` (its functions: add; `private fn`s are not callable from outside)",
+                "6:5 no module is imported as `lb` (in lb::add); did you mean \"lib\"?",
+                "7:14 unknown method .wiat(...); did you mean \"wait\"? (`mesh-run doc` lists the primitives and the stdlib)",
+                "8:42 unknown option \"selectr\" for get; did you mean \"selector\"? (valid options: namespace, selector)",
+            ]
+        );
+    }
+
+    #[test]
+    fn sets_and_contexts_are_checked_against_the_inputs_and_the_kubeconfig() {
+        let text = "let cp = cluster(input(\"CTX_CP\"));\nlet all = input(\"CTX_ALL\", \"a,b\");\ncluster(\"data-plan\");\n";
+        let settings = Settings {
+            sets: [("CTX_CP".to_string(), "a".to_string()), ("VERSON".to_string(), "1".to_string())].into(),
+            contexts: Some(vec!["a".into(), "b".into(), "data-plane".into()]),
+            stdlib_dir: None,
+        };
+        assert_eq!(
+            findings(text, &settings),
+            vec![
+                "--set VERSON: no input(\"VERSON\") in p.rhai or its modules reads it (its inputs: CTX_CP, CTX_ALL; `mesh-run inputs p.rhai` explains them)",
+                "3:1 no context \"data-plan\" in the kubeconfig (cluster(...)); did you mean \"data-plane\"? (contexts: a, b, data-plane)",
+            ]
+        );
+    }
 }

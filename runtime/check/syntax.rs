@@ -2,6 +2,8 @@
 //! opened (Rhai reports the end of the file), and `#{ for: ... }` says why
 //! `for` cannot be a bare key and what to write instead.
 
+use std::sync::Arc;
+
 use rhai::{EvalAltResult, ParseErrorType, Position};
 
 use crate::diagnostic::{Diagnostic, Frame};
@@ -38,8 +40,6 @@ pub fn diagnose(err: ParseErrorType, pos: Position, name: &str, text: &str) -> D
     }
     d
 }
-
-use std::sync::Arc;
 
 /// Is the error at a `for` written as a map key (`for:` after `#{` or `,`)?
 fn for_as_key(text: &str, pos: Position) -> bool {

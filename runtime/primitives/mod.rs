@@ -148,7 +148,7 @@ mod tests {
         let start = readme.find(BEGIN).expect("README has the BEGIN PRIMITIVES marker") + BEGIN.len();
         let end = readme.find(END).expect("README has the END PRIMITIVES marker");
         assert!(
-            readme[start..end] == reference(),
+            readme[start..end] == crate::doc::reference(),
             "README reference is stale: run scripts/update-readme.sh"
         );
     }

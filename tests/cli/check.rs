@@ -27,8 +27,15 @@ fn playbook(mistake: &str) -> String {
     format!("let cp = cluster(input(\"CTX_CONTROL_PLANE_CLUSTER\"));\ncp.ensure_namespace(\"check-first\");\n{mistake}\n")
 }
 
-/// `mesh-run run p.rhai` with the HTTP trace on; asserts that no request was sent.
+/// `mesh-run run p.rhai` with the HTTP trace on; asserts that no request was sent
+/// and the exit code of a script or usage error.
 fn run(text: &str, sets: &[&str]) -> Output {
+    let out = run_any(text, sets);
+    out.status(2);
+    out
+}
+
+fn run_any(text: &str, sets: &[&str]) -> Output {
     let t = Test::new().playbook("kubeconfig", KUBECONFIG).playbook("p.rhai", text);
     let kubeconfig = t.dir().join("kubeconfig");
     let mut args = vec![
@@ -41,7 +48,7 @@ fn run(text: &str, sets: &[&str]) -> Output {
         args.extend(["--set".to_string(), set.to_string()]);
     }
     let out = t.kubeconfig(kubeconfig).env("MESH_RUN_TRACE", "http").args(args).run();
-    out.status(2).stderr_lacks("[http]");
+    out.stderr_lacks("[http]");
     out
 }
 
@@ -102,8 +109,10 @@ fn a_set_key_no_input_reads_is_named_with_the_inputs() {
 #[test]
 fn an_unknown_context_suggests_the_closest() {
     let text = playbook("let dp = cluster(input(\"CTX_DATA_PLANE_CLUSTER\"));");
-    run(&text, &["CTX_DATA_PLANE_CLUSTER=data-plane2"])
-        .stderr_contains("no context \"data-plane2\" in the kubeconfig (input CTX_DATA_PLANE_CLUSTER); did you mean \"data-plane\"? (contexts: control-plane, data-plane)")
+    // The error a run meets at `cluster(...)` (kind and exit code), before the first request.
+    run_any(&text, &["CTX_DATA_PLANE_CLUSTER=data-plane2"])
+        .status(1)
+        .stderr_contains("error[context]: unknown kubeconfig context \"data-plane2\" (available: control-plane, data-plane; did you mean \"data-plane\"?)")
         .stderr_contains("--> p.rhai:3:");
 }
 
@@ -125,7 +134,7 @@ fn an_unclosed_block_points_where_it_was_opened() {
 #[test]
 fn run_names_the_first_mistake_and_check_lists_them_all() {
     let text = playbook("cp.wait(\"istio/x\", #{ timout: \"3m\" });\ncp.get_jsonpth(\"svc/x\", \"{.a}\");");
-    run(&text, &[]).stderr_contains("(and 1 more: `mesh-run check p.rhai` lists them)");
+    run(&text, &[]).stderr_contains("and 1 more: `mesh-run check p.rhai` lists them");
     Test::new()
         .playbook("p.rhai", &text)
         .args(["check", "p.rhai", "--set", "NOT_READ=1"])
@@ -134,4 +143,46 @@ fn run_names_the_first_mistake_and_check_lists_them_all() {
         .stderr_contains("p.rhai:3:")
         .stderr_contains("p.rhai:4:")
         .stderr_contains("--set NOT_READ");
+}
+
+#[test]
+fn doc_covers_the_stdlib_and_shows_one_entry_by_name() {
+    Test::new()
+        .args(["doc"])
+        .run()
+        .status(0)
+        .stdout_contains("### `wait`")
+        .stdout_contains("#### `mesh/istio`")
+        .stdout_contains("    istio::wait_ready(cluster, resource, timeout)")
+        .stdout_contains("    external::additional_data_plane(cp, dp, mesh, name, api_server)");
+    Test::new()
+        .args(["doc", "istio::wait_ready"])
+        .run()
+        .status(0)
+        .stdout_contains("kubectl wait --for condition=Ready")
+        .stdout_lacks("### `wait`");
+    Test::new()
+        .args(["doc", "create_remote_secret"])
+        .run()
+        .status(0)
+        .stdout_contains("### `create_remote_secret`")
+        .stdout_lacks("### `apply`");
+    Test::new()
+        .args(["doc", "wait_redy"])
+        .run()
+        .status(2)
+        .stderr_contains("did you mean \"istio::wait_ready\"?");
+}
+
+#[test]
+fn inputs_lists_a_playbooks_inputs_with_defaults_and_docs() {
+    let playbook = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("playbooks/external-multi-dataplane.rhai");
+    Test::new()
+        .args(["inputs", &playbook.display().to_string()])
+        .run()
+        .status(0)
+        .stdout_contains("  CTX_CONTROL_PLANE_CLUSTER  required")
+        .stdout_contains("  ISTIO_VERSION  default \"1.24.3\"")
+        .stdout_contains("  DATA_PLANE_API_SERVERS  default \"\"")
+        .stdout_contains("      The data planes' API servers as the control plane reaches them (default: each context's URL).");
 }

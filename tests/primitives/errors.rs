@@ -28,17 +28,42 @@ let x = (;
 fn unknown_primitives_and_wrong_arguments_are_script_errors() {
     mesh(r#"cluster("control-plane").aply("x");"#)
         .status(2)
-        .stderr_contains("unknown function or wrong arguments: aply (Cluster,");
+        .stderr_contains("unknown method .aply(...); did you mean \"apply\"?");
     mesh(r#"cluster("control-plane").wait(42);"#)
         .status(2)
         .stderr_contains("unknown function or wrong arguments: wait (Cluster, i64)");
+}
+
+/// The static check runs before the first request: the namespace the
+/// playbook's first line would create is not created, and the HTTP trace is empty.
+#[test]
+fn a_mistake_later_in_the_playbook_stops_it_before_any_request() {
+    Test::new()
+        .kubeconfig(sandbox().kubeconfig())
+        .env("MESH_RUN_TRACE", "http")
+        .playbook(
+            "p.rhai",
+            "let cp = cluster(\"control-plane\");\ncp.ensure_namespace(\"prim-check-first\");\ncp.wait(\"cm/x\", #{ namespace: \"prim-check-first\", timout: \"1s\" });\n",
+        )
+        .args(["p.rhai"])
+        .run()
+        .status(2)
+        .stderr_contains("unknown option \"timout\" for wait; did you mean \"timeout\"?")
+        .stderr_contains("--> p.rhai:3:")
+        .stderr_lacks("[http]");
+    assert!(
+        !kubectl_raw("control-plane", &["get", "namespace", "prim-check-first"])
+            .status
+            .success(),
+        "the check let the first request through"
+    );
 }
 
 #[test]
 fn an_unknown_option_key_lists_the_valid_ones() {
     mesh(r#"cluster("control-plane").wait("cm/x", #{ timout: "1s" });"#)
         .status(2)
-        .stderr_contains("error[usage]: unknown option \"timout\" for wait; valid options: for, wait_for, timeout, namespace, fail_if")
+        .stderr_contains("error[script]: unknown option \"timout\" for wait; did you mean \"timeout\"? (valid options: for, wait_for, timeout, namespace, fail_if)")
         .stderr_contains("--> p.rhai:1:");
 }
 
@@ -58,8 +83,11 @@ metadata:
 `);
 "#,
     )
-    .status(1)
-    .stderr_contains("error[yaml]: invalid YAML in manifest, document 2");
+    // Caught before any request, at the playbook's line.
+    .status(2)
+    .stderr_contains("error[script]: this manifest is not valid YAML (document 2)")
+    .stderr_contains("--> p.rhai:10:")
+    .stderr_contains("10 |   name: [unclosed");
 }
 
 #[test]
@@ -78,7 +106,8 @@ fn an_unknown_kind_says_the_crd_is_missing_and_where() {
 fn an_unknown_context_lists_the_available_ones() {
     mesh(r#"cluster("nope");"#)
         .status(1)
-        .stderr_contains("error[context]: unknown kubeconfig context \"nope\" (available: control-plane, data-plane)");
+        .stderr_contains("error[context]: unknown kubeconfig context \"nope\" (available: control-plane, data-plane")
+        .stderr_contains("--> p.rhai:1:");
 }
 
 #[test]

@@ -254,6 +254,27 @@ async fn missing_account_fails_in_istioctl_words_and_dry_run_creates_nothing() {
         .status(0)
         .stdout_contains("Secret rs-missing/istio-remote-secret-dry (contents hidden")
         .stderr_contains("a dry run cannot mint one");
+
+    // A loopback `server` given on purpose is warned about too (istioctl stays silent); another is not.
+    for (server, warned) in [("https://127.0.0.1:6443", true), ("https://172.18.0.3:6443", false)] {
+        let out = Test::new()
+            .kubeconfig(sandbox.kubeconfig())
+            .playbook(
+                "p.rhai",
+                &format!(
+                    r#"create_remote_secret(cluster("data-plane"), #{{ namespace: "rs-missing", name: "dry", server: "{server}" }});"#
+                ),
+            )
+            .args(["run", "--dry-run", "p.rhai"])
+            .run();
+        out.status(0);
+        let warning = format!("the `server` option is {server}, a loopback address");
+        if warned {
+            out.stderr_contains(&warning);
+        } else {
+            out.stderr_lacks("a loopback address");
+        }
+    }
     let reader = Api::<ServiceAccount>::namespaced(dp.clone(), "rs-missing")
         .get_opt("istio-reader-service-account")
         .await
@@ -266,5 +287,7 @@ async fn missing_account_fails_in_istioctl_words_and_dry_run_creates_nothing() {
         .args(["run", "p.rhai"])
         .run()
         .status(2)
-        .stderr_contains("unknown option \"namspace\" for create_remote_secret; valid options: type, name, namespace");
+        .stderr_contains(
+            "unknown option \"namspace\" for create_remote_secret; did you mean \"namespace\"? (valid options: type, name, namespace",
+        );
 }

@@ -37,8 +37,8 @@ is looked up and where the Secret goes); `service_account`; `create_service_acco
 a missing account makes it create the namespace, `istio-reader-service-account` and the
 `istio-reader-clusterrole-<namespace>` ClusterRole/Binding of istioctl's charts: read access, plus
 creating TokenReviews, SubjectAccessReviews and MCS ServiceExports); `server` (default: the source's
-API server URL from the kubeconfig, with a warning when it is a loopback address and the call
-succeeds); `secret_name` (a specific token Secret of the account).
+API server URL from the kubeconfig; a warning when the server used, given or not, is a loopback
+address and the call succeeds); `secret_name` (a specific token Secret of the account).
 
 The token comes from a `kubernetes.io/service-account-token` Secret of the account (on Kubernetes
 < 1.24: the account's only `secrets[]` entry); one named `<account>-istio-remote-secret-token` is
@@ -168,8 +168,15 @@ async fn create_remote_secret(session: &Session, cluster: &ClusterHandle, req: R
     };
 
     // istioctl warns about a loopback server only when it succeeds: a failed call says only why it failed.
+    // It stays silent about a loopback `--server` given on purpose; mesh-run does not: the
+    // remote istiod dials this address from another cluster, where loopback is itself.
     let server = match &req.server {
-        Some(server) => server.clone(),
+        Some(server) => {
+            if is_loopback(server) {
+                session.warn(&client.name, &object, passed_loopback_warning(server));
+            }
+            server.clone()
+        }
         None => {
             if let Some(warning) = rs::loopback_warning(&client.url) {
                 session.warn(&client.name, &object, warning);
@@ -186,9 +193,47 @@ async fn create_remote_secret(session: &Session, cluster: &ClusterHandle, req: R
     Ok(secret)
 }
 
+/// A loopback host: 127.0.0.0/8, `localhost` or `[::1]`.
+fn is_loopback(server: &str) -> bool {
+    let host = server.split("://").nth(1).unwrap_or(server);
+    let host = host.split('/').next().unwrap_or(host);
+    let host = if host.starts_with('[') {
+        host.split(']').next().map(|h| &h[1..]).unwrap_or(host)
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn passed_loopback_warning(server: &str) -> String {
+    format!(
+        "the `server` option is {server}, a loopback address: the istiod that reads this Secret runs on another cluster, where it reaches itself, not this API server; pass the address the other cluster reaches this one at"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_servers_are_recognised() {
+        for server in [
+            "https://127.0.0.1:6443",
+            "https://localhost:6443",
+            "https://[::1]:6443",
+            "https://127.0.0.5",
+        ] {
+            assert!(is_loopback(server), "{server}");
+        }
+        for server in [
+            "https://172.18.0.3:6443",
+            "https://[fd00::1]:6443",
+            "https://localhost.example.com:6443",
+        ] {
+            assert!(!is_loopback(server), "{server}");
+        }
+        assert!(passed_loopback_warning("https://127.0.0.1:6443").contains("`server` option is https://127.0.0.1:6443"));
+    }
 
     fn request(pairs: &[(&str, Dynamic)]) -> Result<Request> {
         let map: Map = pairs.iter().map(|(k, v)| ((*k).into(), v.clone())).collect();
@@ -230,7 +275,7 @@ mod tests {
         assert_eq!(err.kind(), "usage");
         assert_eq!(
             err.to_string(),
-            "unknown option \"servr\" for create_remote_secret; valid options: type, name, namespace, service_account, create_service_account, server, secret_name"
+            "unknown option \"servr\" for create_remote_secret; did you mean \"server\"? (valid options: type, name, namespace, service_account, create_service_account, server, secret_name)"
         );
         assert!(
             request(&[("type", "remot".into())])

@@ -14,6 +14,7 @@ pub mod modules;
 pub mod options;
 pub mod primitives;
 pub mod report;
+pub mod rhai_json;
 pub mod run;
 pub mod sandbox;
 pub mod selector;
@@ -21,3 +22,6 @@ pub mod sensitive;
 pub mod session;
 pub mod stdlib;
 pub mod watch;
+
+#[cfg(test)]
+mod fuzz;

@@ -17,7 +17,9 @@ pub fn parse<T: DeserializeOwned + Default>(primitive: &str, map: Option<Map>, v
             valid.join(", ")
         )));
     }
-    rhai::serde::from_dynamic(&Dynamic::from_map(map)).map_err(|e| {
+    let map = Dynamic::from_map(map);
+    crate::rhai_json::check_depth(&map, &format!("the options of {primitive}"))?;
+    rhai::serde::from_dynamic(&map).map_err(|e| {
         Error::usage(format!(
             "bad option for {primitive}: {}",
             e.to_string().replace("ErrorMismatchDataType", "wrong type")

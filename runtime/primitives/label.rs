@@ -7,7 +7,6 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map};
 use serde::Deserialize;
 
 use super::Primitive;
-use crate::error::Error;
 use crate::kube::metadata;
 use crate::kube::object_ref::ObjectRef;
 use crate::session::{ClusterHandle, Session};
@@ -46,7 +45,7 @@ pub(super) fn register_for(engine: &mut Engine, session: &Arc<Session>, name: &'
         s.bridge.run(async move {
             let started = Instant::now();
             let opts: Opts = crate::options::parse(name, opts, &["namespace"])?;
-            let entries = rhai::serde::from_dynamic(&Dynamic::from_map(entries)).map_err(|e| Error::usage(e.to_string()))?;
+            let entries = crate::rhai_json::to_json(&Dynamic::from_map(entries), name)?;
             let entries = metadata::entries(entries, field)?;
             let target = ObjectRef::resolve(&c.0, &resource, opts.namespace.as_deref()).await?;
             let outcome = metadata::patch(&c.0, &target, field, entries, s2.dry_run).await?;

@@ -200,14 +200,17 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 /// Aborts the process, saving the input, when one input runs past [`HANG`]:
 /// a hang cannot be caught like a panic.
+/// The input running now and since when.
+type Running = Arc<Mutex<Option<(Instant, Vec<u8>)>>>;
+
 struct Watchdog {
-    current: Arc<Mutex<Option<(Instant, Vec<u8>)>>>,
+    current: Running,
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Watchdog {
     fn start(target: &str) -> Watchdog {
-        let current: Arc<Mutex<Option<(Instant, Vec<u8>)>>> = Arc::default();
+        let current: Running = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (watched, stopped, target) = (current.clone(), stop.clone(), target.to_string());
         std::thread::spawn(move || {

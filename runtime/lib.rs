@@ -17,6 +17,7 @@ pub mod modules;
 pub mod options;
 pub mod primitives;
 pub mod report;
+pub mod rhai_json;
 pub mod run;
 pub mod sandbox;
 pub mod selector;
@@ -25,3 +26,6 @@ pub mod session;
 pub mod status;
 pub mod stdlib;
 pub mod watch;
+
+#[cfg(test)]
+mod fuzz;

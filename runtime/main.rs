@@ -112,7 +112,15 @@ fn run_once(runtime: &tokio::runtime::Runtime, args: RunArgs) -> u8 {
             b.stop(StopReason::RunTimeout(humantime::format_duration(t).to_string()));
         });
     }
-    let outcome = std::thread::scope(|s| s.spawn(|| run::run(&opts, bridge)).join());
+    let outcome = std::thread::scope(|s| {
+        let playbook = std::thread::Builder::new()
+            .name("playbook".into())
+            .stack_size(mesh_run::engine::PLAYBOOK_STACK);
+        match playbook.spawn_scoped(s, || run::run(&opts, bridge)) {
+            Ok(thread) => thread.join(),
+            Err(e) => Err(Box::new(e) as Box<dyn std::any::Any + Send>),
+        }
+    });
     match outcome {
         Ok(o) => match o.result {
             Ok(()) => 0,

@@ -7,8 +7,15 @@ use crate::error::{Error, Result};
 
 /// Parses every non-empty document of `text`; `kind: List` is flattened.
 pub fn parse(text: &str, source_name: &str) -> Result<Vec<Value>> {
+    // YAML breaks lines at CR too; the splitter must count the same lines
+    // (found by fuzzing: an error on "line 3" of a one-line text).
+    let text = if text.contains('\r') {
+        std::borrow::Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     let mut objects = Vec::new();
-    for (index, (first_line, doc)) in split_documents(text).into_iter().enumerate() {
+    for (index, (first_line, doc)) in split_documents(&text).into_iter().enumerate() {
         if doc.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
             continue;
         }
@@ -27,7 +34,22 @@ pub fn parse(text: &str, source_name: &str) -> Result<Vec<Value>> {
         match value {
             Value::Null => {}
             Value::Object(ref m) if m.get("kind").and_then(Value::as_str) == Some("List") => {
-                objects.extend(m.get("items").and_then(Value::as_array).cloned().unwrap_or_default());
+                let items = m.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+                // Found by fuzzing: `items: [1, ~]` must not pass as objects.
+                if let Some((i, item)) = items.iter().enumerate().find(|(_, item)| !item.is_object()) {
+                    return Err(Error::Yaml {
+                        source_name: source_name.to_string(),
+                        document: index + 1,
+                        line: first_line,
+                        column: 1,
+                        message: format!(
+                            "item {} of the List: expected a Kubernetes object (a mapping), found {}",
+                            i + 1,
+                            type_name(item)
+                        ),
+                    });
+                }
+                objects.extend(items);
             }
             Value::Object(_) => objects.push(value),
             other => {
@@ -96,6 +118,16 @@ mod tests {
     }
 
     #[test]
+    fn carriage_returns_break_lines_and_documents_as_in_yaml() {
+        let objs = parse("kind: A\r---\r\nkind: B\r\n", "t").unwrap();
+        assert_eq!(objs.len(), 2);
+        match parse("\r {\r {", "t").unwrap_err() {
+            Error::Yaml { line, .. } => assert!(line <= 3, "line {line}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn octal_numbers_read_like_kubectl() {
         let objs = parse("kind: X\nmode: 0644\n", "t").unwrap();
         assert_eq!(objs[0]["mode"], 420);
@@ -126,5 +158,10 @@ mod tests {
         assert_eq!(objs.len(), 2);
         let err = parse("just a string\n", "t").unwrap_err().to_string();
         assert!(err.contains("expected a Kubernetes object"), "{err}");
+        let err = parse("kind: List\nitems:\n- kind: A\n- \n", "t").unwrap_err().to_string();
+        assert!(
+            err.contains("item 2 of the List: expected a Kubernetes object (a mapping), found nothing"),
+            "{err}"
+        );
     }
 }

@@ -18,7 +18,9 @@ pub fn parse<T: DeserializeOwned + Default>(primitive: &str, map: Option<Map>, v
             valid.join(", ")
         )));
     }
-    rhai::serde::from_dynamic(&Dynamic::from_map(map)).map_err(|e| {
+    let map = Dynamic::from_map(map);
+    crate::rhai_json::check_depth(&map, &format!("the options of {primitive}"))?;
+    rhai::serde::from_dynamic(&map).map_err(|e| {
         Error::usage(format!(
             "bad option for {primitive}: {}",
             e.to_string().replace("ErrorMismatchDataType", "wrong type")
@@ -30,10 +32,10 @@ pub fn parse<T: DeserializeOwned + Default>(primitive: &str, map: Option<Map>, v
 pub fn duration(value: &Option<serde_json::Value>, default: Duration, what: &str) -> Result<Duration> {
     match value {
         None => Ok(default),
+        // try_: `1e300` seconds panicked in from_secs_f64 (found by fuzzing).
         Some(serde_json::Value::Number(n)) => n
             .as_f64()
-            .filter(|s| *s >= 0.0)
-            .map(Duration::from_secs_f64)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
             .ok_or_else(|| Error::usage(format!("{what}: {n} is not a duration"))),
         Some(serde_json::Value::String(s)) => humantime::parse_duration(s)
             .map_err(|e| Error::usage(format!("{what}: \"{s}\" is not a duration ({e}); use e.g. \"90s\", \"3m\""))),
@@ -84,6 +86,11 @@ mod tests {
         assert_eq!(d("3m".into()).unwrap(), Duration::from_secs(180));
         assert_eq!(d(90.into()).unwrap(), Duration::from_secs(90));
         assert!(d("soon".into()).unwrap_err().to_string().contains("not a duration"));
+        assert!(d((-1).into()).unwrap_err().to_string().contains("not a duration"));
+        assert_eq!(
+            d(serde_json::json!(1e300)).unwrap_err().to_string(),
+            "timeout: 1e+300 is not a duration"
+        );
         assert_eq!(duration(&None, Duration::from_secs(5), "t").unwrap(), Duration::from_secs(5));
     }
 }

@@ -119,6 +119,7 @@ async fn kinds_of(client: &ClusterClient, objects: &[Value], namespace: Option<&
 
 /// The objects in what a playbook passed: YAML text, a map, an array, a sensitive manifest.
 fn to_objects(manifests: Dynamic) -> Result<Vec<Value>> {
+    crate::rhai_json::check_depth(&manifests, "apply's manifests")?;
     if manifests.is::<Sensitive>() {
         return Ok(vec![manifests.cast::<Sensitive>().0]);
     }
@@ -133,9 +134,7 @@ fn to_objects(manifests: Dynamic) -> Result<Vec<Value>> {
         return Ok(out);
     }
     if manifests.is_map() {
-        return rhai::serde::from_dynamic::<Value>(&manifests)
-            .map(|v| vec![v])
-            .map_err(|e| Error::usage(e.to_string()));
+        return crate::rhai_json::to_json(&manifests, "apply's manifests").map(|v| vec![v]);
     }
     Err(Error::usage(format!(
         "apply takes YAML text, an object map or an array of them, not {}",

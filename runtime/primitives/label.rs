@@ -7,7 +7,6 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map};
 use serde::Deserialize;
 
 use super::Primitive;
-use crate::error::Error;
 use serde_json::Value;
 
 use crate::kube::apply::Outcome;
@@ -54,7 +53,7 @@ pub(super) fn register_for(engine: &mut Engine, session: &Arc<Session>, primitiv
         s.bridge.run(async move {
             let started = Instant::now();
             let opts: Opts = primitive.parse_options(opts)?;
-            let entries = rhai::serde::from_dynamic(&Dynamic::from_map(entries)).map_err(|e| Error::usage(e.to_string()))?;
+            let entries = crate::rhai_json::to_json(&Dynamic::from_map(entries), name)?;
             let entries = metadata::entries(entries, field)?;
             let target = ObjectRef::resolve(&c.0, &resource, opts.namespace.as_deref()).await?;
             let (outcome, diff) = set(&s2, &c, &target, field, entries).await?;

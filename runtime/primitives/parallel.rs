@@ -59,11 +59,19 @@ fn register(engine: &mut Engine, _session: &Arc<Session>) {
             let results: Vec<Result<Dynamic, Box<EvalAltResult>>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = closures
                     .iter()
-                    .map(|f| scope.spawn(|| f.call_within_context::<Dynamic>(&ctx, ())))
+                    .map(|f| {
+                        let thread = std::thread::Builder::new().stack_size(crate::engine::PLAYBOOK_STACK);
+                        thread.spawn_scoped(scope, || f.call_within_context::<Dynamic>(&ctx, ()))
+                    })
                     .collect();
                 handles
                     .into_iter()
                     .map(|h| {
+                        let Ok(h) = h else {
+                            return Err(to_rhai(Error::Thrown {
+                                message: "cannot start a thread for a parallel closure".into(),
+                            }));
+                        };
                         h.join().unwrap_or_else(|_| {
                             Err(to_rhai(Error::Thrown {
                                 message: "a parallel closure panicked".into(),

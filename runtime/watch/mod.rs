@@ -159,7 +159,8 @@ impl Run {
             })
         });
         let (opts, run_bridge, done) = (opts.clone(), bridge.clone(), done.clone());
-        std::thread::Builder::new().name("playbook".into()).spawn(move || {
+        let playbook = std::thread::Builder::new().name("playbook".into());
+        playbook.stack_size(crate::engine::PLAYBOOK_STACK).spawn(move || {
             // A panic is printed by the default hook; watching goes on.
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run::run(&opts, run_bridge))).ok();
             let _ = done.send(outcome);

@@ -168,3 +168,18 @@ fn inputs_come_from_set_then_environment() {
         .status(0)
         .stdout_contains("a=from-set b=env-b c=dc");
 }
+
+/// Found by fuzzing (issue 15): a value nested 1,000 levels deep overflowed
+/// the playbook thread's stack in the conversion to JSON and aborted mesh-run.
+#[test]
+fn a_deeply_nested_value_is_a_usage_error_not_a_crash() {
+    mesh(
+        r#"
+let a = [];
+for i in 0..1000 { a = [a]; }
+cluster("control-plane").apply(a);
+"#,
+    )
+    .status(2)
+    .stderr_contains("error[usage]: apply's manifests nests arrays and maps more than 128 levels deep");
+}

@@ -48,6 +48,22 @@ const CONTROLLERS: &str = "serviceaccount-token,serviceaccount,namespace,garbage
 daemonset,endpointslice,endpointslicemirroring,disruption,horizontalpodautoscaling,podgc,nodelifecycle,\
 root-ca-cert-publisher";
 
+/// The first minor whose API server finds a Service's endpoints in its
+/// EndpointSlices when it calls a webhook there (`--enable-aggregator-routing`,
+/// which the sandbox needs without kube-proxy); before 1.34 it reads the
+/// Service's `Endpoints`. Also used by the simulated Sail Operator
+/// (`simulator/endpoints_twin.rs`) for the selectorless Services of charts.
+pub const ROUTES_BY_ENDPOINT_SLICES: u32 = 34;
+
+/// [`CONTROLLERS`], plus the Endpoints controller where the API server routes by `Endpoints`.
+fn controllers(minor: u32) -> String {
+    if minor < ROUTES_BY_ENDPOINT_SLICES {
+        format!("{CONTROLLERS},endpoint")
+    } else {
+        CONTROLLERS.to_string()
+    }
+}
+
 pub fn etcd_args(dir: &Path, ports: Ports, caps: Capabilities) -> Vec<String> {
     let client = format!("http://127.0.0.1:{}", ports.etcd_client);
     let peer = format!("http://127.0.0.1:{}", ports.etcd_peer);
@@ -98,7 +114,7 @@ pub fn controller_manager_args(dir: &Path, minor: u32) -> Vec<String> {
     let file = |name: &str| dir.join(name).display().to_string();
     let mut args = vec![
         format!("--kubeconfig={}", file("kube-controller-manager.kubeconfig")),
-        format!("--controllers={CONTROLLERS}"),
+        format!("--controllers={}", controllers(minor)),
         format!("--service-account-private-key-file={}", file("sa.key")),
         format!("--root-ca-file={}", file("ca.crt")),
         "--use-service-account-credentials=false".into(),
@@ -123,6 +139,20 @@ mod tests {
         let dir = Path::new("/d");
         assert!(controller_manager_args(dir, 20).contains(&"--port=0".to_string()));
         assert!(!controller_manager_args(dir, 37).iter().any(|a| a.starts_with("--port")));
+    }
+
+    #[test]
+    fn endpoints_are_maintained_where_the_api_server_routes_by_them() {
+        let dir = Path::new("/d");
+        let list = |minor| {
+            controller_manager_args(dir, minor)
+                .into_iter()
+                .find(|a| a.starts_with("--controllers="))
+                .unwrap()
+        };
+        assert!(list(30).split(',').any(|c| c == "endpoint"), "{}", list(30));
+        assert!(!list(37).split(',').any(|c| c == "endpoint"), "{}", list(37));
+        assert!(list(37).contains("endpointslice,"));
     }
 
     #[test]

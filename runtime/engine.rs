@@ -36,6 +36,14 @@ pub fn limits(engine: &mut Engine) {
     engine.disable_symbol("eval");
 }
 
+/// An engine with a run's limits and nothing registered (tests and fuzzing
+/// use it to see what the limits let through).
+pub fn bare() -> Engine {
+    let mut engine = Engine::new();
+    limits(&mut engine);
+    engine
+}
+
 /// The engine `mesh-run check` (and every run, before its first request)
 /// reads scripts with: it knows every function a run's engine knows, and
 /// compiles without optimisation, so the AST is the script as written

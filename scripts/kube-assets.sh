@@ -63,13 +63,20 @@ build_from_modules() {
     done
     echo ")"
   } >"$work/go.mod"
+  # The version stamps Kubernetes' own build sets (hack/lib/version.sh): /version's
+  # gitVersion, and major/minor (1.30 reports them only when stamped; 1.37 derives them).
+  local stamps="" pkg minor=${version#1.}
+  minor=${minor%%.*}
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    stamps+=" -X $pkg.gitVersion=v$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  done
   (
     cd "$work"
     export CGO_ENABLED=0 GOFLAGS=-mod=mod
     for cmd in "${commands[@]}"; do
       [ -x "$dest/$cmd" ] && continue
       log "$version: go build $cmd"
-      go build -trimpath -ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$version -X k8s.io/client-go/pkg/version.gitVersion=v$version" \
+      go build -trimpath -ldflags="-s -w $stamps" \
         -o "$dest/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
       mv "$dest/$cmd.tmp" "$dest/$cmd"
     done

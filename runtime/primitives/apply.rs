@@ -264,8 +264,7 @@ mod tests {
     /// check is a value the engine accepts, one more object is not.
     #[test]
     fn the_check_agrees_with_the_engine() {
-        let mut engine = rhai::Engine::new();
-        engine::limits(&mut engine);
+        let engine = engine::bare();
         let result = |n: usize| -> Dynamic {
             let one: Map = [
                 ("kind", "ConfigMap"),

@@ -48,10 +48,26 @@ const CONTROLLERS: &str = "serviceaccount-token,serviceaccount,namespace,garbage
 daemonset,endpointslice,endpointslicemirroring,disruption,horizontalpodautoscaling,podgc,nodelifecycle,\
 root-ca-cert-publisher";
 
+/// The first minor whose API server finds a Service's endpoints in its
+/// EndpointSlices when it calls a webhook there (`--enable-aggregator-routing`,
+/// which the sandbox needs without kube-proxy); before 1.34 it reads the
+/// Service's `Endpoints`. Also used by the simulated Sail Operator
+/// (`simulator/endpoints_twin.rs`) for the selectorless Services of charts.
+pub const ROUTES_BY_ENDPOINT_SLICES: u32 = 34;
+
+/// [`CONTROLLERS`], plus the Endpoints controller where the API server routes by `Endpoints`.
+fn controllers(minor: u32) -> String {
+    if minor < ROUTES_BY_ENDPOINT_SLICES {
+        format!("{CONTROLLERS},endpoint")
+    } else {
+        CONTROLLERS.to_string()
+    }
+}
+
 /// etcd on loopback, TLS only, with client certificates of its own CA
 /// (`etcd-ca.crt`): on a shared machine any local user can reach a loopback
 /// port, and etcd holds every Secret in clear. These flags mean the same in
-/// etcd 3.4 (Kubernetes 1.20) through 3.6.
+/// etcd 3.4 (Kubernetes 1.20) through 3.7.
 pub fn etcd_args(dir: &Path, ports: Ports, caps: Capabilities) -> Vec<String> {
     let file = |name: &str| dir.join(name).display().to_string();
     let client = format!("https://127.0.0.1:{}", ports.etcd_client);
@@ -114,7 +130,7 @@ pub fn controller_manager_args(dir: &Path, minor: u32) -> Vec<String> {
     let file = |name: &str| dir.join(name).display().to_string();
     let mut args = vec![
         format!("--kubeconfig={}", file("kube-controller-manager.kubeconfig")),
-        format!("--controllers={CONTROLLERS}"),
+        format!("--controllers={}", controllers(minor)),
         format!("--service-account-private-key-file={}", file("sa.key")),
         format!("--root-ca-file={}", file("ca.crt")),
         "--use-service-account-credentials=false".into(),
@@ -165,6 +181,20 @@ mod tests {
         let apiserver = apiserver_args(dir, ports);
         assert!(apiserver.contains(&"--etcd-servers=https://127.0.0.1:2379".to_string()));
         assert!(apiserver.contains(&"--etcd-certfile=/d/apiserver-etcd-client.crt".to_string()));
+    }
+
+    #[test]
+    fn endpoints_are_maintained_where_the_api_server_routes_by_them() {
+        let dir = Path::new("/d");
+        let list = |minor| {
+            controller_manager_args(dir, minor)
+                .into_iter()
+                .find(|a| a.starts_with("--controllers="))
+                .unwrap()
+        };
+        assert!(list(30).split(',').any(|c| c == "endpoint"), "{}", list(30));
+        assert!(!list(37).split(',').any(|c| c == "endpoint"), "{}", list(37));
+        assert!(list(37).contains("endpointslice,"));
     }
 
     #[test]

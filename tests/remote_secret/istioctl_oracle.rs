@@ -325,8 +325,7 @@ fn istioctl_token(run: &IstioctlRun) -> String {
 }
 
 async fn minor(client: &kube::Client) -> u32 {
-    let version = client.apiserver_version().await.unwrap();
-    version.minor.trim_end_matches('+').parse().unwrap()
+    support::server_minor(client).await
 }
 
 /// Both tools on the same account, token and server; the Secrets must match.

@@ -76,8 +76,7 @@ fn kubectl(sandbox: &SandboxHandle, kubeconfig: &str, server: Option<&str>, args
 
 /// The data plane's Kubernetes minor version (a KUBEBUILDER_ASSETS folder may hold an older one).
 async fn minor(sandbox: &SandboxHandle) -> u32 {
-    let version = sandbox.client("data-plane").await.apiserver_version().await.unwrap();
-    version.minor.trim_end_matches('+').parse().unwrap()
+    support::server_minor(&sandbox.client("data-plane").await).await
 }
 
 /// The token authenticates as `user` (SelfSubjectReview: Kubernetes ≥ 1.28;

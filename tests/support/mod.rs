@@ -15,6 +15,16 @@ use kube::runtime::wait::{Condition, await_condition};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 
+/// The server's Kubernetes minor version, read from `gitVersion` (`v1.30.4` → 30): `minor` is
+/// empty on a 1.30 build without version stamps, where 1.37 derives it from its binary version.
+pub async fn server_minor(client: &kube::Client) -> u32 {
+    let version = client.apiserver_version().await.expect("GET /version");
+    let minor = version.git_version.trim_start_matches('v').split('.').nth(1).map(str::to_string);
+    minor
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no minor version in {version:?}"))
+}
+
 /// Waits (watch-based) until `name` satisfies `condition`; panics after `timeout`
 /// with the last state seen, so a failing test says what it got.
 pub async fn wait_for<K>(api: Api<K>, name: &str, condition: impl Condition<K>, timeout: Duration) -> K

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
+use super::endpoints_twin;
 use crate::sandbox::address_plan::Ipv4Prefix;
 
 /// The charts Sail installs.
@@ -106,10 +107,15 @@ impl Charts {
             .await?;
         let objects = crate::manifest::parse(&text, "rendered chart").map_err(|e| e.to_string())?;
         let kept = |kind: &str| kind != "CustomResourceDefinition" && (self.contained() || !DIALLING_KINDS.contains(&kind));
-        Ok(objects
+        let mut objects: Vec<Value> = objects
             .into_iter()
             .filter(|o| kept(o.get("kind").and_then(Value::as_str).unwrap_or("")))
-            .collect())
+            .collect();
+        if endpoints_twin::needed(kube_version) {
+            let twins: Vec<Value> = objects.iter().filter_map(endpoints_twin::twin).collect();
+            objects.extend(twins);
+        }
+        Ok(objects)
     }
 
     async fn run(&self, args: &[&str], stdin: Option<Vec<u8>>) -> Result<String, String> {

@@ -3,6 +3,7 @@
 
 pub mod charts;
 pub mod cluster_facts;
+pub mod endpoints_twin;
 pub mod helm_release;
 pub mod ingress_gateway;
 pub mod istio_status;

@@ -29,7 +29,7 @@ pub fn reference() -> String {
 /// module function (`istio::wait_ready`, or `wait_ready` when one module has it).
 pub fn entry(name: &str) -> Result<String, String> {
     if let Some(p) = Primitive::find(name) {
-        return Ok(primitive(p));
+        return Ok(p.reference());
     }
     let module_name = name.trim_start_matches("mesh/").trim_end_matches(".rhai");
     if let Some((m, text)) = stdlib::MODULES.iter().find(|(m, _)| *m == module_name) {
@@ -61,17 +61,6 @@ pub fn entry(name: &str) -> Result<String, String> {
     Err(format!(
         "no primitive, stdlib module or stdlib function named \"{name}\"{hint} (`mesh-run doc` lists them all)"
     ))
-}
-
-fn primitive(p: &Primitive) -> String {
-    let mut out = format!("### `{}`\n\n", p.name);
-    for s in p.signatures {
-        out.push_str(&format!("    {s}\n"));
-    }
-    out.push('\n');
-    out.push_str(p.doc.trim());
-    out.push_str("\n\n");
-    out
 }
 
 fn module(name: &str, text: &str) -> String {

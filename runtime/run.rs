@@ -151,17 +151,24 @@ fn playbook_path(playbook: &Path) -> String {
         .to_string()
 }
 
-/// `mesh-run check`: compile a playbook and every module it imports, and
-/// look for the mistakes `crate::check` finds, with no cluster access
-/// (imports are followed by reading, not running). `sets` are checked
-/// against the playbook's inputs; contexts against `kubeconfig` if it exists.
-pub fn check(playbook: &Path, sets: &HashMap<String, String>, kubeconfig: &Path, stdlib_dir: Option<&Path>) -> Result<usize, String> {
+/// A playbook's name and text, and the engine that reads it without running
+/// it (with the runtime its bridge needs: keep it alive while the engine is).
+fn read_for_check(playbook: &Path) -> Result<(String, String, tokio::runtime::Runtime, rhai::Engine), String> {
     let name = playbook.display().to_string();
     let text = std::fs::read_to_string(playbook).map_err(|e| format!("error[usage]: cannot read playbook {name}: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| format!("error: cannot start the async runtime: {e}"))?;
     let engine = crate::engine::for_check(Bridge::new(runtime.handle().clone()));
+    Ok((name, text, runtime, engine))
+}
+
+/// `mesh-run check`: compile a playbook and every module it imports, and
+/// look for the mistakes `crate::check` finds, with no cluster access
+/// (imports are followed by reading, not running). `sets` are checked
+/// against the playbook's inputs; contexts against `kubeconfig` if it exists.
+pub fn check(playbook: &Path, sets: &HashMap<String, String>, kubeconfig: &Path, stdlib_dir: Option<&Path>) -> Result<usize, String> {
+    let (name, text, _runtime, engine) = read_for_check(playbook)?;
     let sources = Sources::default();
     let settings = crate::check::Settings {
         sets: sets.clone(),
@@ -175,12 +182,7 @@ pub fn check(playbook: &Path, sets: &HashMap<String, String>, kubeconfig: &Path,
 /// `mesh-run inputs`: every input of a playbook and its modules, with its
 /// default and the comment above it, as text for a terminal.
 pub fn inputs(playbook: &Path) -> Result<String, String> {
-    let name = playbook.display().to_string();
-    let text = std::fs::read_to_string(playbook).map_err(|e| format!("error[usage]: cannot read playbook {name}: {e}"))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| format!("error: cannot start the async runtime: {e}"))?;
-    let engine = crate::engine::for_check(Bridge::new(runtime.handle().clone()));
+    let (name, text, _runtime, engine) = read_for_check(playbook)?;
     let sources = Sources::default();
     let scripts = crate::check::load(&engine, &name, &text, &base_dir_of(playbook), None, &sources).map_err(|d| d.render(&sources))?;
     let mut out = format!("Inputs of {name} (--set NAME=VALUE, else the environment variable NAME):\n");

@@ -20,6 +20,14 @@ before=$(pgrep -f "$pattern" | sort || true)
 networks() { { ip netns list 2>/dev/null | grep -o '^mesh-run-[0-9]*'; ip -o link show 2>/dev/null | grep -o ' mrh[0-9]*' | tr -d ' '; } | sort || true; }
 networks_before=$(networks)
 
+# Every kube-apiserver, controller manager and istiod holds inotify instances
+# (certificate and mesh-config reloads): with the suite's many sandboxes the
+# default 128 per user runs out, and `mesh-run watch` then cannot start.
+if [ "$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 0)" -lt 1024 ]; then
+  sysctl -qw fs.inotify.max_user_instances=1024 2>/dev/null ||
+    echo "note: fs.inotify.max_user_instances is below 1024 and cannot be raised here: watch tests may fail with 'Too many open files'" >&2
+fi
+
 cargo build --locked --all-targets
 cargo test --locked "$@"
 MESH_RUN_TEST_KUBE_VERSION=oldest cargo test --locked --test integration "$@"

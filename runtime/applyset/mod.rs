@@ -35,6 +35,8 @@ pub struct ApplySets {
     pub id: String,
     /// `--prune` (`Some(true)`), `--no-prune` (`Some(false)`) or neither.
     pub prune: Option<bool>,
+    /// The playbook called `no_prune()`: a day-2 operation keeps what it made.
+    pub operation: std::sync::atomic::AtomicBool,
     pub dry_run: bool,
     /// The playbook's absolute path, recorded on the parent.
     pub playbook: String,
@@ -79,6 +81,7 @@ impl ApplySets {
             name,
             id,
             prune,
+            operation: Default::default(),
             dry_run,
             playbook,
             tally: Tally::default(),

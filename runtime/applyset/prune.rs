@@ -103,15 +103,17 @@ async fn settle(session: &Session, set: &Arc<ClusterSet>, contexts: &BTreeSet<St
     }
     let found = state.found.clone().flatten();
     let other_file = found.as_ref().and_then(|f| f.playbook.clone()).filter(|p| *p != sets.playbook);
+    let operation = sets.operation.load(std::sync::atomic::Ordering::Relaxed);
     let keep = match (sets.prune, &other_file) {
         (Some(false), _) => Some("kept (--no-prune)".to_string()),
+        (None, _) if operation => Some(String::new()),
         (None, Some(other)) => Some(format!(
             "kept: the set was last recorded by another file of that name, {other} (--prune to prune anyway, --instance to keep both)"
         )),
         _ => None,
     };
     if let Some(why) = keep {
-        if !doomed.is_empty() || !stale_keys.is_empty() {
+        if !why.is_empty() && (!doomed.is_empty() || !stale_keys.is_empty()) {
             let mut names: Vec<String> = doomed.iter().map(|m| m.target.to_string()).collect();
             names.extend(stale_keys.iter().map(|(object, keys)| describe_keys(object, keys)));
             session.warn(

@@ -1,5 +1,8 @@
 //! "Did you mean": the known name closest to a mistyped one, by edit
-//! distance (a swap of two neighbours counts as one edit, as in `timout`).
+//! distance (a swap of two neighbours counts as one edit, as in `timout`;
+//! the distance is the one `kube::suggest` ranks served kinds by).
+
+use crate::kube::suggest::distance;
 
 /// The closest of `known` to `name`, if it is close enough to be the intent:
 /// at most a third of the name's length in edits (at least one).
@@ -17,28 +20,6 @@ pub fn closest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Opti
 /// `; did you mean "x"?` or nothing.
 pub fn hint<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
     closest(name, known).map(|k| format!("; did you mean \"{k}\"?")).unwrap_or_default()
-}
-
-/// Optimal string alignment distance (Damerau-Levenshtein without re-edits).
-fn distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 #[cfg(test)]

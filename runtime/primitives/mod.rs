@@ -24,6 +24,7 @@ mod get_raw;
 mod http_get;
 mod input;
 mod label;
+mod no_prune;
 mod parallel;
 mod rollout_restart;
 mod server;
@@ -45,6 +46,18 @@ pub struct Primitive {
 
 impl Primitive {
     /// The trailing option map of a call, rejecting keys not in `options`.
+    /// Its entry in the reference: name, call forms, doc.
+    pub fn reference(&self) -> String {
+        let mut out = format!("### `{}`\n\n", self.name);
+        for s in self.signatures {
+            out.push_str(&format!("    {s}\n"));
+        }
+        out.push('\n');
+        out.push_str(self.doc.trim());
+        out.push_str("\n\n");
+        out
+    }
+
     pub fn parse_options<T: serde::de::DeserializeOwned + Default>(&self, map: Option<rhai::Map>) -> crate::error::Result<T> {
         crate::options::parse(self.name, map, self.options)
     }
@@ -109,6 +122,7 @@ pub const ALL: &[&Primitive] = &[
     &exec::PRIMITIVE,
     &http_get::PRIMITIVE,
     &parallel::PRIMITIVE,
+    &no_prune::PRIMITIVE,
     &status::PRIMITIVE,
 ];
 
@@ -121,17 +135,7 @@ pub fn register_all(engine: &mut Engine, session: &Arc<Session>) {
 /// The reference of every primitive, as printed by `mesh-run doc` and
 /// embedded in the README between the reference markers.
 pub fn reference() -> String {
-    let mut out = String::new();
-    for p in ALL {
-        out.push_str(&format!("### `{}`\n\n", p.name));
-        for s in p.signatures {
-            out.push_str(&format!("    {s}\n"));
-        }
-        out.push('\n');
-        out.push_str(p.doc.trim());
-        out.push_str("\n\n");
-    }
-    out
+    ALL.iter().map(|p| p.reference()).collect()
 }
 
 #[cfg(test)]

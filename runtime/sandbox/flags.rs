@@ -120,6 +120,10 @@ pub fn apiserver_args(dir: &Path, ports: Ports) -> Vec<String> {
         // Webhooks and aggregated APIs are called at their EndpointSlice addresses (the sandbox
         // network's), never at ClusterIPs: nothing routes those without kube-proxy.
         "--enable-aggregator-routing=true".into(),
+        // exec/logs/port-forward dial the Node's InternalIP (in the sandbox's
+        // network); the default tries its Hostname first, a DNS lookup that
+        // would leave the machine.
+        "--kubelet-preferred-address-types=InternalIP".into(),
         // Lean, still a real apiserver: no request queueing for a single user, no profiling endpoints.
         "--enable-priority-and-fairness=false".into(),
         "--profiling=false".into(),

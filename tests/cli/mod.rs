@@ -20,7 +20,7 @@ fn help_teaches_with_examples_and_exit_codes() {
         .stdout_contains("mesh-run playbooks/external.rhai")
         .stdout_contains("mesh-run sandbox")
         .stdout_contains("MESH_RUN_TRACE=http")
-        .stdout_contains("Exit codes: 0 success, 1 the playbook failed, 2 usage or script error, 130 interrupted.");
+        .stdout_contains("Exit codes: 0 success, 1 the playbook failed, 2 usage or script error, 130 Ctrl-C, 143 SIGTERM.");
     Test::new()
         .args(["run", "--help"])
         .run()

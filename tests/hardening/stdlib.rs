@@ -13,7 +13,10 @@ print(`kind: ${istio::istio("default", "istio-system", (), (), #{}).kind}`);
 fn planted() -> Test {
     Test::new()
         .playbook("play/p.rhai", PLAYBOOK)
-        .playbook("stdlib/istio.rhai", "throw \"planted stdlib ran\";\n")
+        .playbook(
+            "stdlib/istio.rhai",
+            "throw \"planted stdlib ran\";\nfn istio(a, b, c, d, e) { #{ kind: \"planted\" } }\n",
+        )
         .playbook("mine/istio.rhai", "fn istio(a, b, c, d, e) { #{ kind: \"mine\" } }\n")
 }
 

@@ -182,7 +182,8 @@ async fn rotation_keeps_the_cluster_in_istiods_view_and_revokes_the_old_token() 
     for (k, v) in [&sets[..], &[("DATA_PLANE_API_SERVERS", wrong.as_str())]].concat() {
         command.arg("--set").arg(format!("{k}={v}"));
     }
-    let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = command.stdout(log.reopen().unwrap()).stderr(log.reopen().unwrap()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let secret = Api::<Secret>::namespaced(cp.clone(), NS)
@@ -193,7 +194,11 @@ async fn rotation_keeps_the_cluster_in_istiods_view_and_revokes_the_old_token() 
         if annotations.get("mesh-run.io/token-secret").map(String::as_str) == Some("istio-reader-service-account-token-b") {
             break;
         }
-        assert!(Instant::now() < deadline, "the remote secret was never swapped");
+        assert!(
+            Instant::now() < deadline,
+            "the remote secret was never swapped; the run said:\n{}",
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;

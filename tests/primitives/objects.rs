@@ -105,7 +105,19 @@ fn exec_without_a_running_pod_explains_why() {
         r#"
 let dp = cluster("data-plane");
 dp.ensure_namespace("prim-exec");
-dp.apply_file("sleep.yaml", #{ namespace: "prim-exec" });
+// No Node matches: its pod stays Pending, whatever the load (kwok would run it).
+dp.apply(`
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: sleep, namespace: prim-exec }
+spec:
+  selector: { matchLabels: { app: sleep } }
+  template:
+    metadata: { labels: { app: sleep } }
+    spec:
+      nodeSelector: { mesh-run.test/none: "true" }
+      containers: [{ name: sleep, image: curlimages/curl, command: ["/bin/sleep", "infinity"] }]
+`);
 dp.exec("deploy/sleep", ["curl", "-sS", "helloworld.sample:5000/hello"], #{ container: "sleep", namespace: "prim-exec" });
 "#,
     )

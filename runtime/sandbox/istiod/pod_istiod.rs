@@ -51,7 +51,7 @@ pub async fn run(
     );
     match PodIstiod::new(cluster, binary, pod, pod_ip, label.clone()) {
         Ok(istiod) => {
-            let _pod_ports = istiod.open_pod_ports(&netns);
+            let _pod_ports = istiod.open_pod_ports(&netns).await;
             istiod.run(&cancel).await;
         }
         Err(message) => eprintln!("sandbox: {label}: {message}: not started"),
@@ -237,7 +237,10 @@ impl PodIstiod {
     }
 
     /// A listener on `<podIP>:<containerPort>` for each container port istiod serves.
-    fn open_pod_ports(&self, netns: &str) -> Vec<PodPort> {
+    /// kwok may give a new pod the IP of one that is going: while that pod's
+    /// listeners close (their task is aborted, not yet dropped), the address
+    /// is in use, so binding is retried for a while rather than given up.
+    async fn open_pod_ports(&self, netns: &str) -> Vec<PodPort> {
         let mut open = Vec::new();
         for port in self.container.ports.iter().flatten() {
             let Some(local) = self.ports.for_container_port(port.container_port) else {
@@ -249,14 +252,26 @@ impl PodIstiod {
                 continue;
             };
             let listen = SocketAddrV4::new(self.pod_ip, port.container_port as u16);
-            match PodPort::open(netns, listen, (Ipv4Addr::LOCALHOST, local).into()) {
-                Ok(pod_port) => open.push(pod_port),
-                Err(e) => eprintln!("sandbox: {}: cannot listen on {listen} in {netns}: {e}", self.label),
+            let mut tries = 0;
+            loop {
+                match PodPort::open(netns, listen, (Ipv4Addr::LOCALHOST, local).into()) {
+                    Ok(pod_port) => open.push(pod_port),
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < ADDRESS_IN_USE_TRIES => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    Err(e) => eprintln!("sandbox: {}: cannot listen on {listen} in {netns}: {e}", self.label),
+                }
+                break;
             }
         }
         open
     }
 }
+
+/// 100 ms apart: how long a going pod's listeners may hold its address.
+const ADDRESS_IN_USE_TRIES: u32 = 100;
 
 /// Starts `command` with its output appended to FOLDER/istiod.log.
 fn spawn(folder: &Path, mut command: std::process::Command) -> Result<ChildProcess, String> {

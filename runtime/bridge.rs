@@ -17,6 +17,8 @@ pub enum StopReason {
     Interrupted,
     RunTimeout(String),
     Rerun,
+    /// The heap passed the memory cap (`crate::memory`).
+    MemoryLimit,
 }
 
 #[derive(Clone)]
@@ -49,6 +51,9 @@ impl Bridge {
                 after,
                 waiting_for: "the whole run (--timeout)".into(),
                 explanation: "  raise --timeout, or look at the step that was running".into(),
+            },
+            Some(StopReason::MemoryLimit) => Error::MemoryLimit {
+                limit: crate::memory::human(crate::memory::limit()),
             },
             Some(StopReason::Rerun) => Error::Interrupted {
                 place: "by a file change (rerun)".into(),

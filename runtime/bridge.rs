@@ -19,6 +19,8 @@ pub enum StopReason {
     Terminated,
     RunTimeout(String),
     Rerun,
+    /// The heap passed the memory cap (`crate::memory`).
+    MemoryLimit,
 }
 
 #[derive(Clone)]
@@ -53,6 +55,9 @@ impl Bridge {
                 explanation: "  raise --timeout, or look at the step that was running".into(),
             },
             Some(StopReason::Terminated) => Error::Terminated { signal: "SIGTERM".into() },
+            Some(StopReason::MemoryLimit) => Error::MemoryLimit {
+                limit: crate::memory::human(crate::memory::limit()),
+            },
             Some(StopReason::Rerun) => Error::Interrupted {
                 place: "by a file change (rerun)".into(),
             },

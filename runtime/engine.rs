@@ -82,8 +82,15 @@ pub fn build(session: &Arc<Session>, resolver: Resolver) -> Engine {
             message: format!("[debug {at}] {text}"),
         })
     });
-    // Script code between primitives also stops on Ctrl-C / rerun.
-    let cancel = session.bridge.cancel.clone();
-    engine.on_progress(move |_| if cancel.is_cancelled() { Some(rhai::Dynamic::UNIT) } else { None });
+    // Script code between primitives also stops on Ctrl-C / rerun, and
+    // when the run's heap passes its cap (crate::memory).
+    let bridge = session.bridge.clone();
+    let cap = crate::memory::limit();
+    engine.on_progress(move |_| {
+        if crate::memory::in_use() > cap {
+            bridge.stop(crate::bridge::StopReason::MemoryLimit);
+        }
+        bridge.cancel.is_cancelled().then_some(rhai::Dynamic::UNIT)
+    });
     engine
 }

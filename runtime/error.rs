@@ -77,6 +77,10 @@ pub enum Error {
     #[error("interrupted by {signal} (a signal, sent by another process)")]
     Terminated { signal: String },
 
+    /// The run's heap passed its cap (`MESH_RUN_MAX_MEMORY`).
+    #[error("the playbook stopped: mesh-run's memory passed {limit} (MESH_RUN_MAX_MEMORY); it keeps too many large values at once")]
+    MemoryLimit { limit: String },
+
     #[error("{object} on {cluster}: {message}")]
     Api { cluster: String, object: String, message: String },
 
@@ -131,6 +135,7 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::FailState { .. } => "fail_state",
             Error::Interrupted { .. } | Error::Terminated { .. } => "interrupted",
+            Error::MemoryLimit { .. } => "memory",
             Error::Api { .. } => "api",
             Error::Remote { .. } => "remote",
             Error::Io { .. } => "io",

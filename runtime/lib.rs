@@ -13,6 +13,7 @@ pub mod inputs;
 pub mod jsonpath;
 pub mod kube;
 pub mod manifest;
+pub mod memory;
 pub mod modules;
 pub mod options;
 pub mod primitives;

@@ -8,6 +8,10 @@ use mesh_run::bridge::{Bridge, StopReason};
 use mesh_run::cli::{Cli, Command, RunArgs};
 use mesh_run::run::{self, RunOptions};
 
+/// Counts the heap, for the cap on a run's memory (`mesh_run::memory`).
+#[global_allocator]
+static ALLOCATOR: mesh_run::memory::CountingAllocator = mesh_run::memory::CountingAllocator;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

@@ -113,6 +113,29 @@ fn the_script_engine_is_sandboxed() {
         .stderr_contains("error[script]");
 }
 
+/// Per-value limits let 30 frames of 15 MB strings reach 1.8 GB (issue 15):
+/// the run's heap has a cap of its own.
+#[test]
+fn a_playbook_that_keeps_too_much_memory_is_stopped() {
+    let playbook =
+        "fn hold(n) { let s = \"\"; s.pad(15000000, 'x'); let r = if n > 0 { hold(n - 1) } else { 0 }; r + s.len() }\nprint(hold(29));\n";
+    Test::new()
+        .playbook("p.rhai", playbook)
+        .args(["p.rhai"])
+        .env("MESH_RUN_MAX_MEMORY", "200MiB")
+        .run()
+        .status(1)
+        .stderr_contains("error[memory]: the playbook stopped: mesh-run's memory passed 200 MiB (MESH_RUN_MAX_MEMORY)");
+    // Below the cap the same code runs.
+    Test::new()
+        .playbook("p.rhai", &playbook.replace("hold(29)", "hold(2)"))
+        .args(["p.rhai"])
+        .env("MESH_RUN_MAX_MEMORY", "200MiB")
+        .run()
+        .status(0)
+        .stdout_contains("45000000");
+}
+
 #[test]
 fn a_kubeconfig_proxy_is_refused_with_what_to_do() {
     let kubeconfig = r#"apiVersion: v1

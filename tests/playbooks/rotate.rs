@@ -2,7 +2,7 @@
 //! planes (external-multi-dataplane.rhai), read back from the servers and
 //! from the real istiod's `/debug/clusterz` while it runs.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

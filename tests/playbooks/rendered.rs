@@ -189,7 +189,17 @@ pub fn istiod_debug(sandbox_dir: &std::path::Path, cluster: &str, namespace: &st
         .and_then(|l| l.split_whitespace().next())
         .expect("an http listener in the ports file")
         .to_string();
-    let mut stream = std::net::TcpStream::connect(&http).unwrap();
+    // A pilot-discovery just (re)started may not listen yet.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut stream = loop {
+        match std::net::TcpStream::connect(&http) {
+            Ok(s) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("istiod of {namespace} at {http}: {e}"),
+        }
+    };
     write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();

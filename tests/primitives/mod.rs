@@ -19,7 +19,7 @@ mod wait;
 
 const CLUSTERS: &[&str] = &["control-plane", "data-plane"];
 
-fn sandbox() -> &'static SandboxHandle {
+pub(crate) fn sandbox() -> &'static SandboxHandle {
     support::sandbox("default", CLUSTERS)
 }
 
@@ -28,7 +28,7 @@ fn mesh(playbook: &str) -> Output {
     mesh_with(playbook, &[])
 }
 
-fn mesh_with(playbook: &str, args: &[&str]) -> Output {
+pub(crate) fn mesh_with(playbook: &str, args: &[&str]) -> Output {
     let mut all = vec!["p.rhai"];
     all.extend_from_slice(args);
     Test::new()
@@ -39,7 +39,7 @@ fn mesh_with(playbook: &str, args: &[&str]) -> Output {
 }
 
 /// kubectl of the version under test, on `context` of the sandbox; panics on failure.
-fn kubectl(context: &str, args: &[&str]) -> String {
+pub(crate) fn kubectl(context: &str, args: &[&str]) -> String {
     let out = kubectl_raw(context, args);
     assert!(
         out.status.success(),

@@ -11,10 +11,10 @@ async fn saving_an_edit_that_removes_an_object_prunes_it() {
         "cp.apply(`{{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {{\"name\": \"extra\", \"namespace\": \"{ns}\"}}}}`);\n"
     );
     let test = Test::new()
-        .playbook("main.rhai", &format!("{}{extra}", playbook(ns, "one")))
+        .playbook("prune-main.rhai", &format!("{}{extra}", playbook(ns, "one")))
         .playbook("lib.rhai", &module("lib"));
-    let main = test.dir().join("main.rhai");
-    let mut watch = Watching::start(test.dir(), sandbox, "main.rhai");
+    let main = test.dir().join("prune-main.rhai");
+    let mut watch = Watching::start(test.dir(), sandbox, "prune-main.rhai");
     assert!(summary_ok(&watch.run()), "first run");
     let configmaps = Api::<ConfigMap>::namespaced(sandbox.client("control-plane").await, ns);
     assert!(configmaps.get_opt("extra").await.unwrap().is_some());

@@ -150,10 +150,7 @@ pub fn describe_state(object: Option<&Value>, checks: &[Check]) -> String {
                 }
                 None => format!("no {kind} condition yet"),
             }),
-            Check::JsonPath { expr, .. } => {
-                let v = crate::jsonpath::render(expr, o).unwrap_or_default();
-                parts.push(format!("{expr} = \"{v}\""));
-            }
+            Check::JsonPath { expr, .. } => parts.push(format!("{expr} = {}", shown_value(expr, o))),
             Check::Create => parts.push("exists".into()),
             Check::Delete => parts.push("still exists".into()),
         }
@@ -239,16 +236,34 @@ pub fn explain(object: Option<&Value>, checks: &[Check]) -> String {
     }
     for check in checks {
         if let Check::JsonPath { expr, .. } = check {
-            let v = crate::jsonpath::render(expr, o).unwrap_or_default();
-            lines.push(format!("  last value of {expr}: \"{v}\""));
+            lines.push(format!("  last value of {expr}: {}", shown_value(expr, o)));
         }
     }
     lines.join("\n")
 }
 
+/// A JSONPath's value as progress lines and timeouts show it, quoted; a
+/// Secret's values outside its metadata (tokens, kubeconfigs) are never shown.
+fn shown_value(expr: &str, o: &Value) -> String {
+    let secret = o.get("kind").and_then(Value::as_str) == Some("Secret");
+    if secret && !expr.trim_start_matches('{').starts_with(".metadata") {
+        return "(a Secret's value: not shown)".into();
+    }
+    format!("\"{}\"", crate::jsonpath::render(expr, o).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secrets_values_are_never_shown() {
+        let secret = serde_json::json!({"kind": "Secret", "metadata": {"name": "t"}, "data": {"token": "c2VjcmV0"}});
+        assert_eq!(shown_value("{.data.token}", &secret), "(a Secret's value: not shown)");
+        assert_eq!(shown_value("{.metadata.name}", &secret), "\"t\"");
+        let map = serde_json::json!({"kind": "ConfigMap", "data": {"k": "v"}});
+        assert_eq!(shown_value("{.data.k}", &map), "\"v\"");
+    }
     use serde_json::json;
 
     fn istio(status: &str, generation: i64, observed: i64) -> Value {

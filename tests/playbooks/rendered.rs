@@ -172,33 +172,37 @@ pub async fn assert_gateway_available(cp: &kube::Client, namespace: &str) {
 pub fn istiod_debug(sandbox_dir: &std::path::Path, cluster: &str, namespace: &str, path: &str) -> serde_json::Value {
     use std::io::{Read, Write};
     let folder = sandbox_dir.join(cluster).join("istiod");
-    let entries = std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{}: {e}", folder.display()));
-    let ports = entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{namespace}-istiod")))
-        .filter_map(|e| std::fs::read_to_string(e.path().join("ports")).ok())
-        // A restarted istiod's old folder stays: take the one whose process lives.
-        .find(|ports| {
-            let pid = ports.lines().find_map(|l| l.strip_prefix("pid "));
-            pid.is_some_and(|pid| std::path::Path::new("/proc").join(pid.trim()).exists())
-        })
-        .unwrap_or_else(|| panic!("no istiod of {namespace} in {}", folder.display()));
-    let http = ports
-        .lines()
-        .find_map(|l| l.strip_prefix("http "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("an http listener in the ports file")
-        .to_string();
-    // A pilot-discovery just (re)started may not listen yet.
+    // The http listeners of the istiods of `namespace` whose process lives (a
+    // restarted istiod's old folder stays), read again on every try: during a
+    // rollout one goes and another comes, and a new one may not listen yet.
+    let listeners = || -> Vec<String> {
+        let entries = std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{}: {e}", folder.display()));
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{namespace}-istiod")))
+            .filter_map(|e| std::fs::read_to_string(e.path().join("ports")).ok())
+            .filter(|ports| {
+                let pid = ports.lines().find_map(|l| l.strip_prefix("pid "));
+                pid.is_some_and(|pid| std::path::Path::new("/proc").join(pid.trim()).exists())
+            })
+            .filter_map(|ports| {
+                let http = ports.lines().find_map(|l| l.strip_prefix("http "))?;
+                Some(http.split_whitespace().next()?.to_string())
+            })
+            .collect()
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut stream = loop {
-        match std::net::TcpStream::connect(&http) {
-            Ok(s) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(100))
-            }
-            Err(e) => panic!("istiod of {namespace} at {http}: {e}"),
+        let found = listeners();
+        if let Some(s) = found.iter().find_map(|http| std::net::TcpStream::connect(http).ok()) {
+            break s;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no istiod of {namespace} in {} answers (listeners {found:?})",
+            folder.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     };
     write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
     let mut response = String::new();

@@ -89,6 +89,14 @@ impl ClusterClient {
 
     /// Sends one request; transport failures become `Unreachable`, HTTP
     /// failures are returned as a `Response` for the caller to interpret.
+    /// POST `body` (JSON) to the collection `path`; with `dry_run`, as a
+    /// server dry run (`dryRun=All`): validated and admitted, not stored.
+    pub async fn create(&self, path: &str, body: &serde_json::Value, dry_run: bool) -> Result<Response> {
+        let path = if dry_run { format!("{path}?dryRun=All") } else { path.to_string() };
+        let body = serde_json::to_vec(body).unwrap_or_default();
+        self.call(Method::POST, &path, Some("application/json"), body).await
+    }
+
     pub async fn call(&self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Result<Response> {
         let (status, bytes) = self.send(method, path, "application/json", content_type, body).await?;
         let body = if bytes.is_empty() {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use rhai::{Engine, EvalAltResult};
 
 use super::Primitive;
@@ -63,18 +63,8 @@ async fn create(
     sets.track(client, &[(info, Some(namespace.to_string()))]).await?;
     let body = serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
         "metadata": {"name": name, "namespace": namespace, "labels": {id::PART_OF: sets.id}}});
-    let mut path = format!("/api/v1/namespaces/{namespace}/serviceaccounts");
-    if session.dry_run {
-        path.push_str("?dryRun=All");
-    }
-    let res = client
-        .call(
-            Method::POST,
-            &path,
-            Some("application/json"),
-            serde_json::to_vec(&body).unwrap_or_default(),
-        )
-        .await?;
+    let path = format!("/api/v1/namespaces/{namespace}/serviceaccounts");
+    let res = client.create(&path, &body, session.dry_run).await?;
     let missing_namespace =
         res.status == StatusCode::NOT_FOUND && res.body.pointer("/details/kind").and_then(Value::as_str) == Some("namespaces");
     match res.status {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use rhai::{Engine, EvalAltResult};
 use serde_json::Value;
 
@@ -103,19 +103,7 @@ pub async fn ensure(session: &Session, cluster: &ClusterHandle, name: &str) -> R
         )
     };
     sets.track(client, &[(info, None)]).await?;
-    let path = if session.dry_run {
-        format!("{path}?dryRun=All")
-    } else {
-        path.to_string()
-    };
-    let res = client
-        .call(
-            Method::POST,
-            &path,
-            Some("application/json"),
-            serde_json::to_vec(&body).unwrap_or_default(),
-        )
-        .await?;
+    let res = client.create(path, &body, session.dry_run).await?;
     match res.status {
         s if s.is_success() => {
             if openshift && !session.dry_run {

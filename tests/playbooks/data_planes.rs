@@ -1,6 +1,7 @@
 //! add-data-plane.rhai and remove-data-plane.rhai on a mesh of one control
 //! plane and two data planes: a third joins, the second leaves, and istiod's
-//! view and the survivors are checked each time.
+//! view and the survivors are checked each time. The third joins on a
+//! network of its own (DATA_PLANE_NETWORK).
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::Api;
@@ -34,7 +35,7 @@ async fn a_data_plane_joins_and_another_leaves_while_the_rest_stay_synced() {
         namespace: "external-istiod",
         revision: "external-istiod",
         cluster_id,
-        network: "network1",
+        network: if cluster_id == "cluster3" { "network2" } else { "network1" },
         address: &address,
         account,
     };
@@ -44,6 +45,7 @@ async fn a_data_plane_joins_and_another_leaves_while_the_rest_stay_synced() {
         ("CTX_CONTROL_PLANE_CLUSTER", "cp"),
         ("CTX_DATA_PLANE_CLUSTER", "dp3"),
         ("DATA_PLANE_CLUSTER_NAME", "cluster3"),
+        ("DATA_PLANE_NETWORK", "network2"),
     ];
     let dp3 = sandbox.client("dp3").await;
     run(sandbox, "add-data-plane.rhai", &add, &["--dry-run"]).status(0);
@@ -61,6 +63,7 @@ async fn a_data_plane_joins_and_another_leaves_while_the_rest_stay_synced() {
         remote["spec"]["version"], "v1.24.3",
         "the mesh's version, read from the control plane"
     );
+    assert_eq!(remote["spec"]["values"]["global"]["network"], "network2", "DATA_PLANE_NETWORK");
     rendered::assert_data_plane(&dp3, &mesh("cluster3", reader)).await;
     rendered::assert_istiod_leads(sandbox.dir(), "cp", &dp3, &mesh("cluster3", reader)).await;
     assert_remote_secret(

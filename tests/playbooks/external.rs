@@ -208,25 +208,7 @@ async fn verify_applies_as_the_seed_and_explains_the_pod_wait(sandbox: &SandboxH
         .stdout_contains("skipped 3.4-4.1");
     assert!(started.elapsed() < Duration::from_secs(120), "took {:?}", started.elapsed());
     let dp = sandbox.client("data-plane").await;
-    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(dp.clone(), "sample")
-        .list(&kube::api::ListParams::default().labels("app=helloworld"))
-        .await
-        .unwrap();
-    assert!(!pods.items.is_empty(), "helloworld pods");
-    for pod in &pods.items {
-        let spec = pod.spec.as_ref().unwrap();
-        let proxy = spec
-            .containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-            .find(|c| c.name == "istio-proxy")
-            .expect("istio-proxy injected by the real webhook");
-        let env: std::collections::BTreeMap<String, String> = proxy
-            .env
-            .iter()
-            .flatten()
-            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
-            .collect();
+    for env in rendered::proxy_envs(&dp, "app=helloworld").await {
         assert_eq!(env.get("ISTIO_META_CLUSTER_ID").map(String::as_str), Some("cluster1"), "{env:?}");
         assert_eq!(env.get("ISTIO_META_NETWORK").map(String::as_str), Some("network1"), "{env:?}");
     }

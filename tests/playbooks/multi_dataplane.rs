@@ -1,5 +1,6 @@
 //! external-multi-dataplane.rhai: one control plane, three data planes; the
-//! first is the config cluster, the others are added as in section B.
+//! first is the config cluster, the others are added as in section B; the
+//! third on a network of its own (DATA_PLANE_NETWORKS), then moved back.
 
 use std::time::Instant;
 
@@ -12,12 +13,14 @@ use crate::support;
 
 const CLUSTERS: &[&str] = &["cp", "dp1", "dp2", "dp3"];
 const INPUTS: &[(&str, &str)] = &[("CTX_CONTROL_PLANE_CLUSTER", "cp"), ("CTX_DATA_PLANE_CLUSTERS", "dp1,dp2,dp3")];
+const NETWORKS: (&str, &str) = ("DATA_PLANE_NETWORKS", "network1,network1,network2");
 
 #[tokio::test]
 async fn one_control_plane_three_data_planes_then_teardown() {
     let sandbox = support::sandbox("multi-dp", CLUSTERS);
     let started = Instant::now();
-    run(sandbox, "external-multi-dataplane.rhai", INPUTS, &[]).status(0);
+    let install = [INPUTS, &[NETWORKS]].concat();
+    run(sandbox, "external-multi-dataplane.rhai", &install, &[]).status(0);
     eprintln!("external-multi-dataplane.rhai: {:?}", started.elapsed());
 
     let cp = sandbox.client("cp").await;
@@ -36,7 +39,7 @@ async fn one_control_plane_three_data_planes_then_teardown() {
         namespace: "external-istiod",
         revision: "external-istiod",
         cluster_id,
-        network: "network1",
+        network: if cluster_id == "cluster3" { "network2" } else { "network1" },
         address: &address,
         account,
     };
@@ -62,14 +65,17 @@ async fn one_control_plane_three_data_planes_then_teardown() {
             Some("cluster1"),
             "{context}"
         );
+        // dp3 is on network2: istiod reads it from the namespace's label, the chart from values.
+        let labels = ns.metadata.labels.unwrap_or_default();
+        let network = labels.get("topology.istio.io/network").map(String::as_str);
+        assert_eq!(network, (context == "dp3").then_some("network2"), "{context}: {labels:?}");
         let remote = sail_object(&dp, "Istio", "istios", "external-istiod").await;
         assert_eq!(remote["spec"]["profile"], "remote", "{context}");
         assert_eq!(remote["spec"]["namespace"], "external-istiod", "{context}");
         assert_eq!(remote["spec"]["version"], "v1.24.3", "{context}");
         assert_eq!(
             remote["spec"]["values"],
-            json!({"global": {"istioNamespace": "external-istiod", "remotePilotAddress": address},
-                   "pilot": {"istiodRemote": {"injectionPath": format!("/inject/cluster/{name}/net/network1")}}}),
+            remote_values(&address, name, network),
             "{context}: no configCluster, no pilot.configMap, its own injection path"
         );
         assert_eq!(ready(&remote), "True", "{context}");
@@ -93,10 +99,37 @@ async fn one_control_plane_three_data_planes_then_teardown() {
         .await;
     }
 
-    let rerun = run(sandbox, "external-multi-dataplane.rhai", INPUTS, &["--output", "json"]);
+    let rerun = run(sandbox, "external-multi-dataplane.rhai", &install, &["--output", "json"]);
     rerun.status(0);
     let changed = changed_steps(&rerun);
     assert!(changed.is_empty(), "a rerun changed: {changed:#?}");
 
+    // The real istiod's webhook injects dp3's pods with its cluster ID and network.
+    let verify = [("CTX_DATA_PLANE_CLUSTER", "dp3"), ("POD_TIMEOUT", "60s")];
+    run(sandbox, "verify.rhai", &verify, &[]).status(0);
+    let dp3 = sandbox.client("dp3").await;
+    for env in rendered::proxy_envs(&dp3, "app=helloworld").await {
+        assert_eq!(env.get("ISTIO_META_CLUSTER_ID").map(String::as_str), Some("cluster3"), "{env:?}");
+        assert_eq!(env.get("ISTIO_META_NETWORK").map(String::as_str), Some("network2"), "{env:?}");
+    }
+
+    // Without DATA_PLANE_NETWORKS dp3 converges back to the mesh's network: label pruned, values rewritten.
+    run(sandbox, "external-multi-dataplane.rhai", INPUTS, &[]).status(0);
+    let ns = Api::<Namespace>::all(dp3.clone()).get("external-istiod").await.unwrap();
+    let labels = ns.metadata.labels.unwrap_or_default();
+    assert!(!labels.contains_key("topology.istio.io/network"), "{labels:?}");
+    let remote = sail_object(&dp3, "Istio", "istios", "external-istiod").await;
+    assert_eq!(remote["spec"]["values"], remote_values(&address, "cluster3", None));
+
     assert_teardown_leaves_nothing(sandbox, CLUSTERS, INPUTS).await;
+}
+
+/// The values of a further data plane's remote Istio, on `network` when not the mesh's.
+fn remote_values(address: &str, name: &str, network: Option<&str>) -> Value {
+    let mut values = json!({"global": {"istioNamespace": "external-istiod", "remotePilotAddress": address},
+        "pilot": {"istiodRemote": {"injectionPath": format!("/inject/cluster/{name}/net/{}", network.unwrap_or("network1"))}}});
+    if let Some(network) = network {
+        values["global"]["network"] = json!(network);
+    }
+    values
 }

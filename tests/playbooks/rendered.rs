@@ -257,3 +257,31 @@ pub async fn assert_istiod_leads(sandbox_dir: &std::path::Path, cp_context: &str
     let exists = |c: Option<&ConfigMap>| c.is_some();
     wait_for(roots, "istio-ca-root-cert", exists, Duration::from_secs(30)).await;
 }
+
+/// The env of the `istio-proxy` container (or native sidecar) of each pod matching `selector` in `sample`.
+pub async fn proxy_envs(dp: &kube::Client, selector: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods = Api::<Pod>::namespaced(dp.clone(), "sample")
+        .list(&kube::api::ListParams::default().labels(selector))
+        .await
+        .unwrap();
+    assert!(!pods.items.is_empty(), "pods {selector}");
+    pods.items
+        .iter()
+        .map(|pod| {
+            let spec = pod.spec.as_ref().unwrap();
+            let proxy = spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .find(|c| c.name == "istio-proxy")
+                .expect("istio-proxy injected by the real webhook");
+            proxy
+                .env
+                .iter()
+                .flatten()
+                .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .collect()
+}

@@ -161,4 +161,27 @@ async fn canary_revision_moves_workloads_keeps_the_old_one_while_used_then_remov
     // The old revision's objects are reported `absent`: nothing to delete.
     let changed: Vec<Value> = changed_steps(&rerun).into_iter().filter(|s| s["outcome"] != "absent").collect();
     assert!(changed.is_empty(), "a rerun changed: {changed:#?}");
+
+    // Day 2 after the upgrade: a data plane leaves and joins again under the new revision (REVISION).
+    let remove = [
+        ("CTX_CONTROL_PLANE_CLUSTER", "cp"),
+        ("CTX_DATA_PLANE_CLUSTER", "dp2"),
+        ("DATA_PLANE_CLUSTER_NAME", "cluster2"),
+        ("CTX_DATA_PLANE_CLUSTERS", "dp1"),
+        ("REVISION", "canary"),
+    ];
+    run(sandbox, "remove-data-plane.rhai", &remove, &[]).status(0);
+    assert!(istio_names(&dp2).await.is_empty(), "dp2 left the mesh");
+    let add = [
+        ("CTX_CONTROL_PLANE_CLUSTER", "cp"),
+        ("CTX_DATA_PLANE_CLUSTER", "dp2"),
+        ("DATA_PLANE_CLUSTER_NAME", "cluster2"),
+        ("REVISION", "canary"),
+    ];
+    run(sandbox, "add-data-plane.rhai", &add, &[])
+        .status(0)
+        .stdout_contains(&format!("to external-istiod at {canary_address}, Istio 1.24.4"));
+    assert_eq!(istio_names(&dp2).await, vec!["canary"]);
+    rendered::assert_data_plane(&dp2, &mesh("cluster2", "istio-reader-service-account")).await;
+    rendered::assert_istiod_leads(sandbox.dir(), "cp", &dp2, &mesh("cluster2", "istio-reader-service-account")).await;
 }

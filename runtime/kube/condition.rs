@@ -245,8 +245,7 @@ pub fn explain(object: Option<&Value>, checks: &[Check]) -> String {
 /// A JSONPath's value as progress lines and timeouts show it, quoted; a
 /// Secret's values outside its metadata (tokens, kubeconfigs) are never shown.
 fn shown_value(expr: &str, o: &Value) -> String {
-    let secret = o.get("kind").and_then(Value::as_str) == Some("Secret");
-    if secret && !expr.trim_start_matches('{').starts_with(".metadata") {
+    if crate::sensitive::holds_credentials(o) && !expr.trim_start_matches('{').starts_with(".metadata") {
         return "(a Secret's value: not shown)".into();
     }
     format!("\"{}\"", crate::jsonpath::render(expr, o).unwrap_or_default())

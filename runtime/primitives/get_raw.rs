@@ -33,8 +33,9 @@ negated with a leading `!`: the path finds nothing, or another value) reads the 
 again every 500 ms until every condition holds (a top-level JSON array is matched as the `items`
 of a list, as kubectl prints lists: `{.items[?(@.id=="cluster2")].syncStatus}`) — such endpoints cannot be watched — and returns the
 last answer; failed reads meanwhile (a pod restarting) are retried. `timeout` (default `30s`) bounds
-that; the error (kind `timeout`) shows the last answer or failure. With `wait_for`, `--dry-run` skips
-the call and returns `()`.
+that; the error (kind `timeout`) shows the last answer or failure. An answer holding Secrets (from
+a `secrets` path, or of kind `Secret`/`SecretList`, or a list with a Secret among its items) is only
+named there, never shown. With `wait_for`, `--dry-run` skips the call and returns `()`.
 
 ```rhai
 let path = `/api/v1/namespaces/external-istiod/pods/${pod}:15014/proxy/debug/clusterz`;
@@ -101,7 +102,7 @@ async fn get_raw(session: &Session, client: &ClusterClient, path: &str, opts: Op
                 session.step(&client.name, "get_raw", path, "ok", started, None);
                 return Ok(body);
             }
-            Ok(body) => format!("answered {}", abbreviate(&body.to_string())),
+            Ok(body) => format!("answered {}", shown_answer(path, &body)),
             Err(e) => format!("failed: {e}"),
         };
         if state != last {
@@ -180,6 +181,15 @@ fn as_list(body: &Value) -> Value {
     }
 }
 
+/// An answer as the progress line and the timeout show it: cut short, and
+/// only named when it holds a Secret's values (tokens, kubeconfigs).
+fn shown_answer(path: &str, body: &Value) -> String {
+    if crate::sensitive::reads_secrets(path) || crate::sensitive::holds_credentials(body) {
+        return crate::sensitive::summary(body);
+    }
+    abbreviate(&body.to_string())
+}
+
 fn abbreviate(text: &str) -> String {
     match text.char_indices().nth(200) {
         Some((i, _)) => format!("{}…", &text[..i]),
@@ -213,6 +223,28 @@ mod tests {
     fn only_jsonpath_conditions() {
         let err = parse_check("!condition=Ready").err().unwrap().to_string();
         assert!(err.contains("must be jsonpath="), "{err}");
+    }
+
+    #[test]
+    fn a_secrets_values_are_never_shown() {
+        let token = "c2VjcmV0LXRva2Vu";
+        let secret = json!({"kind": "Secret", "metadata": {"name": "t", "namespace": "x"}, "data": {"token": token}});
+        let shown = shown_answer("/api/v1/namespaces/x/secrets/t", &secret);
+        assert_eq!(shown, "Secret x/t (contents hidden: they hold credentials)");
+        // Through another path (a proxy, an aggregated API), the answer's kind is enough.
+        assert!(!shown_answer("/some/proxy", &secret).contains(token));
+        let list = json!({"kind": "SecretList", "items": [{"metadata": {"name": "t"}, "data": {"token": token}}]});
+        assert_eq!(
+            shown_answer("/api/v1/secrets", &list),
+            "SecretList of 1 item (contents hidden: they hold credentials)"
+        );
+        let items = json!([{"id": "a"}, secret]);
+        assert!(!shown_answer("/debug/things", &items).contains(token));
+        // Whatever a path of Secrets answers (a Table, a partial object) is not shown either.
+        let table = json!({"kind": "Table", "rows": [{"cells": ["t", token]}]});
+        assert!(!shown_answer("/api/v1/namespaces/x/secrets", &table).contains(token));
+        let map = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "visible"}});
+        assert!(shown_answer("/api/v1/namespaces/x/configmaps/c", &map).contains("visible"));
     }
 
     #[test]

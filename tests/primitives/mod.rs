@@ -12,6 +12,7 @@ mod apply;
 mod apply_checks;
 mod errors;
 mod get_jsonpath;
+mod get_raw;
 mod objects;
 mod rollout_restart;
 mod trace;

@@ -244,7 +244,10 @@ EOF
         kc control-plane create namespace "cms-mesh-run-$i" >/dev/null
         kc control-plane create namespace "cms-kubectl-$i" >/dev/null
         local m k mw mc ms kw kc_ ks
-        m=$(timed_cpu "$work/cms-mesh-run-$i.log" "$bin" "$dir/apply.rhai" --set CTX=control-plane --set "NS=cms-mesh-run-$i" --output json)
+        # An ApplySet per run (--instance), as kubectl's apply without --prune keeps
+        # each namespace's objects: one set for all runs would prune the previous
+        # run's 1,000 ConfigMaps (correctly: the playbook no longer applies them).
+        m=$(timed_cpu "$work/cms-mesh-run-$i.log" "$bin" "$dir/apply.rhai" --set CTX=control-plane --set "NS=cms-mesh-run-$i" --instance "run-$i" --output json)
         k=$(timed_cpu "$work/cms-kubectl-$i.log" "$kubectl" --context control-plane apply --server-side -f "$dir/cms.yaml" -n "cms-kubectl-$i")
         read -r mw mc ms <<<"$m"
         read -r kw kc_ ks <<<"$k"

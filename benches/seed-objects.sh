@@ -4,8 +4,9 @@
 # the kubectl script and the Ansible playbook did the same work: what each
 # object says (labels, annotations, spec, Secret type and data), not how it
 # got there (no uid, resourceVersion, managedFields, timestamps, status, or
-# the client-side-apply annotation, nor what the API server allocates: cluster
-# IPs, node ports). The remote secret's kubeconfig is
+# the client-side-apply annotation, nor mesh-run's ApplySet label (its record
+# of what it created, for pruning), nor what the API server allocates:
+# cluster IPs, node ports). The remote secret's kubeconfig is
 # compared by meaning (kubectl parses it; the token is replaced by whether it
 # is the data plane's token Secret's), since each tool writes its own YAML.
 #
@@ -48,7 +49,7 @@ jq --slurpfile config "$work/config.json" --arg token "$token" '
     map({
         context, apiVersion, kind,
         name: .metadata.name, namespace: .metadata.namespace,
-        labels: (.metadata.labels // {} | del(.["kubernetes.io/metadata.name"])),
+        labels: (.metadata.labels // {} | del(.["kubernetes.io/metadata.name"], .["applyset.kubernetes.io/part-of"])),
         annotations: (.metadata.annotations // {} | del(.["kubectl.kubernetes.io/last-applied-configuration"], .["deployment.kubernetes.io/revision"])),
         spec: (.spec // null | if type == "object" then del(.clusterIP, .clusterIPs, .finalizers, .ports[]?.nodePort) else . end),
         type: (.type // null),

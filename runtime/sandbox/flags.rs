@@ -36,7 +36,7 @@ pub fn free_ports(count: usize) -> Result<Vec<Ports>> {
 
 /// The controllers a cluster with (kwok) Nodes and Pods needs: service-account
 /// tokens and `default` accounts, namespace deletion, garbage collection,
-/// Deployments and DaemonSets down to Pods, EndpointSlices for Services,
+/// Deployments, DaemonSets and StatefulSets down to Pods, EndpointSlices for Services,
 /// PodDisruptionBudgets and HPAs (as Istio's charts render them; without a
 /// metrics API an HPA keeps its replicas), Pod garbage collection, and Node
 /// health from kwok's leases; ConfigMap `kube-root-ca.crt` in every namespace
@@ -45,7 +45,7 @@ pub fn free_ports(count: usize) -> Result<Vec<Ports>> {
 /// from a NotReady Node. The names are the pre-1.28 ones, which 1.37 still
 /// accepts as aliases.
 const CONTROLLERS: &str = "serviceaccount-token,serviceaccount,namespace,garbagecollector,deployment,replicaset,\
-daemonset,endpointslice,endpointslicemirroring,disruption,horizontalpodautoscaling,podgc,nodelifecycle,\
+daemonset,statefulset,endpointslice,endpointslicemirroring,disruption,horizontalpodautoscaling,podgc,nodelifecycle,\
 root-ca-cert-publisher";
 
 /// The first minor whose API server finds a Service's endpoints in its

@@ -21,10 +21,10 @@ pub async fn run(args: StatusArgs) -> u8 {
         return usage("the kubeconfig has no contexts: pass --kubeconfig or set KUBECONFIG");
     }
     if args.watch {
-        if args.output != StatusFormat::Text {
-            return usage("--watch redraws the text view: leave out --output");
+        if !matches!(args.output, StatusFormat::Text | StatusFormat::Json) {
+            return usage("--watch redraws the text view or prints one JSON line per change: --output text or json");
         }
-        return super::watch::run(&clusters, &contexts).await;
+        return super::watch::run(&clusters, &contexts, args.output).await;
     }
     let status = match super::collect(&clusters, &contexts).await {
         Ok(s) => s,

@@ -1,5 +1,6 @@
 //! `mesh-run status --watch`: the terminal view redrawn whenever something
-//! it reads changes. One watch per kind and cluster only says "changed" on a
+//! it reads changes (`--output json`: the status as one JSON line per change,
+//! for a pipe; like `kubectl get -w -o json`, a stream of whole documents). One watch per kind and cluster only says "changed" on a
 //! channel (from the list's resourceVersion on, so the first list does not
 //! count); the loop waits until the events pause, then reads and draws
 //! everything again. A watch that fails (a cluster goes away, a kind is not
@@ -13,6 +14,7 @@ use futures::StreamExt;
 use http::Method;
 use tokio::sync::mpsc;
 
+use crate::cli::StatusFormat;
 use crate::kube::{ClusterClient, Clusters};
 
 /// What a redraw reads, as watchable list paths (see read.rs).
@@ -32,7 +34,7 @@ const WATCHED: &[&str] = &[
 const QUIET: Duration = Duration::from_millis(300);
 
 /// Draws, then redraws on every change until Ctrl-C (exit 130).
-pub async fn run(clusters: &Clusters, contexts: &[String]) -> u8 {
+pub async fn run(clusters: &Clusters, contexts: &[String], format: StatusFormat) -> u8 {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     for context in contexts {
         let Ok(client) = clusters.get(context).await else { continue };
@@ -49,16 +51,26 @@ pub async fn run(clusters: &Clusters, contexts: &[String]) -> u8 {
                 return 2;
             }
         };
-        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
         let mut out = std::io::stdout().lock();
-        let colour = std::io::IsTerminal::is_terminal(&out);
-        let clear = if colour { "\x1b[2J\x1b[H" } else { "" };
-        let _ = write!(
-            out,
-            "{clear}{}\nwatching {} cluster(s); drawn {now} after: {trigger}; Ctrl-C to stop\n",
-            super::text::render(&status, colour),
-            contexts.len()
-        );
+        if format == StatusFormat::Json {
+            match serde_json::to_string(&status) {
+                Ok(line) => _ = writeln!(out, "{line}"),
+                Err(e) => {
+                    eprintln!("error: cannot encode the status as JSON: {e}");
+                    return 1;
+                }
+            }
+        } else {
+            let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+            let colour = std::io::IsTerminal::is_terminal(&out);
+            let clear = if colour { "\x1b[2J\x1b[H" } else { "" };
+            let _ = write!(
+                out,
+                "{clear}{}\nwatching {} cluster(s); drawn {now} after: {trigger}; Ctrl-C to stop\n",
+                super::text::render(&status, colour),
+                contexts.len()
+            );
+        }
         let _ = out.flush();
         drop(out);
         tokio::select! {

@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use super::{kubectl, mesh, sandbox};
 
 /// A Deployment (2 replicas) and a DaemonSet of pause pods in `namespace`.
-/// (The sandbox runs no StatefulSet controller: in-file tests cover that kind.)
 fn workloads(namespace: &str) {
     kubectl("data-plane", &["create", "namespace", namespace]);
     let manifest = format!(
@@ -31,12 +30,17 @@ spec:
     spec: {{ containers: [{{ name: app, image: registry.k8s.io/pause:3.10 }}] }}
 "#
     );
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), manifest).unwrap();
-    kubectl("data-plane", &["apply", "-f", &file.path().display().to_string()]);
+    kubectl_apply(&manifest);
     for workload in ["deploy/web", "ds/agent"] {
         kubectl("data-plane", &["rollout", "status", workload, "-n", namespace, "--timeout=90s"]);
     }
+}
+
+/// `kubectl apply -f` of `manifest` on the data plane.
+fn kubectl_apply(manifest: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifest).unwrap();
+    kubectl("data-plane", &["apply", "-f", &file.path().display().to_string()]);
 }
 
 fn pod_names(namespace: &str, app: &str) -> BTreeSet<String> {
@@ -121,6 +125,58 @@ print(`restarted=${{a + b}} none=${{none.len()}}`);"#
     assert_eq!(jsonpath(ns, "ds/agent", "{.status.observedGeneration}"), ds_gen);
     assert_eq!(jsonpath(ns, "ds/agent", "{.status.updatedNumberScheduled}"), "2");
     assert_eq!(jsonpath(ns, "ds/agent", "{.status.numberAvailable}"), "2");
+}
+
+/// A StatefulSet replaces its pods one by one under the same names: the
+/// restart is judged by revisions (kubectl's `rollout status`), the new pods by UID.
+#[test]
+fn restarts_a_stateful_set_and_returns_once_every_pod_is_on_the_new_revision() {
+    let ns = "prim-rollout-sts";
+    let _ = sandbox();
+    kubectl("data-plane", &["create", "namespace", ns]);
+    let manifest = format!(
+        r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{ name: db, namespace: {ns} }}
+spec:
+  replicas: 2
+  serviceName: db
+  selector: {{ matchLabels: {{ app: db }} }}
+  template:
+    metadata: {{ labels: {{ app: db }} }}
+    spec: {{ containers: [{{ name: app, image: registry.k8s.io/pause:3.10 }}] }}
+"#
+    );
+    kubectl_apply(&manifest);
+    kubectl("data-plane", &["rollout", "status", "sts/db", "-n", ns, "--timeout=90s"]);
+    let uids = || {
+        kubectl(
+            "data-plane",
+            &["get", "pods", "-n", ns, "-l", "app=db", "-o", "jsonpath={.items[*].metadata.uid}"],
+        )
+        .split_whitespace()
+        .map(str::to_string)
+        .collect::<BTreeSet<_>>()
+    };
+    let before = uids();
+    assert_eq!(before.len(), 2, "{before:?}");
+    let revision = jsonpath(ns, "sts/db", "{.status.updateRevision}");
+
+    mesh(&format!(
+        r#"cluster("data-plane").rollout_restart("statefulset/db", #{{ namespace: "{ns}", timeout: "90s" }});"#
+    ))
+    .status(0)
+    .stdout_contains("rolled out");
+
+    // Read at once: every pod is on the new revision and Ready.
+    let update = jsonpath(ns, "sts/db", "{.status.updateRevision}");
+    assert_ne!(update, revision, "a new revision");
+    assert_eq!(jsonpath(ns, "sts/db", "{.status.currentRevision}"), update);
+    assert_eq!(jsonpath(ns, "sts/db", "{.status.updatedReplicas}"), "2");
+    assert_eq!(jsonpath(ns, "sts/db", "{.status.readyReplicas}"), "2");
+    let after = uids();
+    assert!(before.is_disjoint(&after), "new pods: {before:?} then {after:?}");
 }
 
 #[test]

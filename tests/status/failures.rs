@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use mesh_run::status::model::Verdict;
+use mesh_run::status::model::{Status, Verdict};
 use serde_json::Value;
 
 use super::{NS, failed, healthy_again, install, kubectl, status_json};
@@ -30,11 +30,32 @@ pub fn unreachable_context(sandbox: &SandboxHandle) {
     assert!(status.clusters[0].istiods.iter().any(|i| i.external));
 }
 
-/// `--watch` draws once, then again when a watched object changes.
+/// `--watch` draws once, then again when a watched object changes; with
+/// `--output json`, one whole status per line.
 pub fn watch_redraws_on_a_change(sandbox: &SandboxHandle) {
+    let (first, redrawn) = watch_across_a_change(sandbox, &[]);
+    assert!(first.contains("0 failed") && first.contains("after: start"), "{first}");
+    assert!(redrawn.contains("✗ remote-istiod.leadership"), "{redrawn}");
+    assert!(redrawn.contains("after: dp2 namespaces"), "{redrawn}");
+    healthy_again(sandbox);
+
+    let (first, redrawn) = watch_across_a_change(sandbox, &["--output", "json"]);
+    let parse = |line: &str| -> Status { serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")) };
+    let (first, redrawn) = (parse(&first), parse(&redrawn));
+    assert_eq!(first.failed().count(), 0, "{:?}", first.failed().collect::<Vec<_>>());
+    failed(&redrawn, "remote-istiod.leadership", "dp2");
+    healthy_again(sandbox);
+}
+
+/// The first output of `status --watch EXTRA` (a text drawing, or a JSON
+/// line) and the next one after the controlPlaneClusters annotation of dp2's
+/// namespace is removed (and put back, once seen).
+fn watch_across_a_change(sandbox: &SandboxHandle, extra: &[&str]) -> (String, String) {
     use std::io::BufRead;
+    let json = !extra.is_empty();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-run"))
         .args(["status", "--watch"])
+        .args(extra)
         .env("KUBECONFIG", sandbox.kubeconfig())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -47,14 +68,14 @@ pub fn watch_redraws_on_a_change(sandbox: &SandboxHandle) {
         for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
             drawing.push_str(&line);
             drawing.push('\n');
-            if line.starts_with("watching 3 cluster(s)") && tx.send(std::mem::take(&mut drawing)).is_err() {
+            let complete = json || line.starts_with("watching 3 cluster(s)");
+            if complete && tx.send(std::mem::take(&mut drawing)).is_err() {
                 return;
             }
         }
     });
     let timeout = std::time::Duration::from_secs(30);
     let first = rx.recv_timeout(timeout).expect("a first drawing");
-    assert!(first.contains("0 failed") && first.contains("after: start"), "{first}");
     let changed = Instant::now();
     kubectl(
         sandbox,
@@ -62,7 +83,7 @@ pub fn watch_redraws_on_a_change(sandbox: &SandboxHandle) {
         &["annotate", "namespace", NS, "topology.istio.io/controlPlaneClusters-"],
     );
     let redrawn = rx.recv_timeout(timeout).expect("a redrawing after the change");
-    eprintln!("status --watch redrew {:?} after the change", changed.elapsed());
+    eprintln!("status --watch {extra:?} redrew {:?} after the change", changed.elapsed());
     kubectl(
         sandbox,
         "dp2",
@@ -70,9 +91,7 @@ pub fn watch_redraws_on_a_change(sandbox: &SandboxHandle) {
     );
     let _ = child.kill();
     let _ = child.wait();
-    assert!(redrawn.contains("✗ remote-istiod.leadership"), "{redrawn}");
-    assert!(redrawn.contains("after: dp2 namespaces"), "{redrawn}");
-    healthy_again(sandbox);
+    (first, redrawn)
 }
 
 pub fn missing_control_plane_clusters(sandbox: &SandboxHandle) {

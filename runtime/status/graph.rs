@@ -8,7 +8,8 @@ use super::model::{Cluster, DataPlane, Edge, EdgeKind, Gateway, Istiod, RemoteSe
 use super::read::{Objects, Snapshot};
 use super::secret;
 
-fn text(v: &Value, pointer: &str) -> String {
+/// The string at `pointer`, or "" (absent or not a string).
+pub fn text(v: &Value, pointer: &str) -> String {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("").to_string()
 }
 

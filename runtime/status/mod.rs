@@ -14,6 +14,7 @@ pub mod dot;
 pub mod drift;
 pub mod graph;
 pub mod model;
+pub mod network;
 pub mod read;
 pub mod remote_istiod;
 pub mod secret;
@@ -137,6 +138,13 @@ pub async fn evaluate(snapshots: &[Snapshot]) -> Status {
         let Ok(objects) = &snapshot.objects else { continue };
         for dp in &cluster.data_planes {
             checks.extend(remote_istiod::checks(dp, cluster, objects, &clusters));
+            let istiod = dp
+                .istiod
+                .as_deref()
+                .and_then(|id| clusters.iter().flat_map(|c| &c.istiods).find(|i| i.id == id));
+            if let Some(istiod) = istiod {
+                checks.extend(network::checks(dp, &network::Named::of(dp, objects), istiod, &objects.services));
+            }
         }
         for istiod in &cluster.istiods {
             checks.extend(drift::checks(istiod, cluster, &clusters));

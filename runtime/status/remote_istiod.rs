@@ -7,17 +7,13 @@
 
 use serde_json::Value;
 
-use super::graph::{self, istiod_service};
+use super::graph::{self, istiod_service, text};
 use super::model::{Check, Cluster, DataPlane, Istiod};
 use super::read::Objects;
 
 const PROBE_STATUS: &str = "sailoperator.io/readinessProbe.status";
 const PROBE_REASON: &str = "sailoperator.io/readinessProbe.reason";
 const CONTROL_PLANE_CLUSTERS: &str = "topology.istio.io/controlPlaneClusters";
-
-fn text(v: &Value, pointer: &str) -> String {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("").to_string()
-}
 
 /// The checks of one data plane `dp` on `cluster` (whose objects are
 /// `objects`); `clusters` is the whole graph (to find its istiod and gateway).

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::Api;
+use mesh_run::status::model::{Status, Verdict};
 use serde_json::json;
 
 use super::*;
@@ -113,6 +114,27 @@ async fn one_control_plane_three_data_planes_then_teardown() {
         assert_eq!(env.get("ISTIO_META_NETWORK").map(String::as_str), Some("network2"), "{env:?}");
     }
 
+    // `mesh-run status` sees dp3 on network2, consistently, and warns that no east-west gateway joins the networks.
+    let (verdict, message) = network_check(sandbox, "network.consistency", "dp3");
+    assert_eq!(verdict, Verdict::Pass, "{message}");
+    assert!(message.starts_with("network network2: "), "{message}");
+    let (verdict, message) = network_check(sandbox, "network.east-west", "dp3");
+    assert_eq!(verdict, Verdict::Warn, "{message}");
+    assert!(message.contains("istiod's is network1"), "{message}");
+    // A label changed by hand is named.
+    let patch = json!({"metadata": {"labels": {"topology.istio.io/network": "network3"}}});
+    Api::<Namespace>::all(dp3.clone())
+        .patch(
+            "external-istiod",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    let (verdict, message) = network_check(sandbox, "network.consistency", "dp3");
+    assert_eq!(verdict, Verdict::Fail, "{message}");
+    assert!(message.contains("topology.istio.io/network label is network3"), "{message}");
+
     // Without DATA_PLANE_NETWORKS dp3 converges back to the mesh's network: label pruned, values rewritten.
     run(sandbox, "external-multi-dataplane.rhai", INPUTS, &[]).status(0);
     let ns = Api::<Namespace>::all(dp3.clone()).get("external-istiod").await.unwrap();
@@ -120,6 +142,12 @@ async fn one_control_plane_three_data_planes_then_teardown() {
     assert!(!labels.contains_key("topology.istio.io/network"), "{labels:?}");
     let remote = sail_object(&dp3, "Istio", "istios", "external-istiod").await;
     assert_eq!(remote["spec"]["values"], remote_values(&address, "cluster3", None));
+    assert_eq!(network_check(sandbox, "network.consistency", "dp3").0, Verdict::Pass);
+    assert_eq!(
+        network_check(sandbox, "network.east-west", "dp3").0,
+        Verdict::Pass,
+        "no warning: one network"
+    );
 
     assert_teardown_leaves_nothing(sandbox, CLUSTERS, INPUTS).await;
 }
@@ -132,4 +160,18 @@ fn remote_values(address: &str, name: &str, network: Option<&str>) -> Value {
         values["global"]["network"] = json!(network);
     }
     values
+}
+
+/// The verdict and message of check `name` about `context` in `mesh-run status`
+/// (`Pass` with an empty message when the check is not reported at all).
+fn network_check(sandbox: &SandboxHandle, name: &str, context: &str) -> (Verdict, String) {
+    let out = crate::support::Test::new()
+        .kubeconfig(sandbox.kubeconfig())
+        .args(["status", "--output", "json"])
+        .run();
+    let status: Status = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr));
+    let found = status.checks.iter().find(|c| c.check == name && c.cluster == context);
+    found
+        .map(|c| (c.verdict, c.message.clone()))
+        .unwrap_or((Verdict::Pass, String::new()))
 }

@@ -1,10 +1,11 @@
 //! external-multi-dataplane.rhai: one control plane, three data planes; the
 //! first is the config cluster, the others are added as in section B; the
-//! third on a network of its own (DATA_PLANE_NETWORKS), then moved back.
+//! third on a network of its own (DATA_PLANE_NETWORKS), with east-west
+//! gateways the real istiod finds, then moved back (gateways pruned).
 
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use kube::api::Api;
 use mesh_run::status::model::{Status, Verdict};
 use serde_json::json;
@@ -114,10 +115,46 @@ async fn one_control_plane_three_data_planes_then_teardown() {
         assert_eq!(env.get("ISTIO_META_NETWORK").map(String::as_str), Some("network2"), "{env:?}");
     }
 
-    // `mesh-run status` sees dp3 on network2, consistently, and warns that no east-west gateway joins the networks.
+    // Two networks: an east-west gateway on dp1 (network1) and dp3 (network2), each known to the real istiod.
+    let gateways = rendered::istiod_debug(sandbox.dir(), "cp", "external-istiod", "/debug/networkz");
+    for (network, context) in [("network1", "dp1"), ("network2", "dp3")] {
+        let client = sandbox.client(context).await;
+        let service = Api::<Service>::namespaced(client, "external-istiod")
+            .get("istio-eastwestgateway")
+            .await
+            .unwrap();
+        let labels = service.metadata.labels.unwrap_or_default();
+        assert_eq!(
+            labels.get("topology.istio.io/network").map(String::as_str),
+            Some(network),
+            "{context}"
+        );
+        let address = service
+            .status
+            .and_then(|s| s.load_balancer?.ingress?.first()?.ip.clone())
+            .unwrap_or_default();
+        let known = gateways
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|g| g["Network"] == network && g["Addr"] == address.as_str() && g["Port"] == 15443);
+        assert!(known, "istiod knows {network}'s gateway at {address}: {gateways}");
+    }
+    assert!(
+        east_west_of(&sandbox.client("dp2").await).await.is_none(),
+        "one gateway per network: dp2 shares dp1's"
+    );
+
+    // `mesh-run status` sees dp3 on network2, consistently, with its east-west gateway.
     let (verdict, message) = network_check(sandbox, "network.consistency", "dp3");
     assert_eq!(verdict, Verdict::Pass, "{message}");
     assert!(message.starts_with("network network2: "), "{message}");
+    assert_eq!(network_check(sandbox, "network.east-west", "dp3").0, Verdict::Pass);
+    // Without it, status warns that the networks are not joined.
+    Api::<Service>::namespaced(dp3.clone(), "external-istiod")
+        .delete("istio-eastwestgateway", &Default::default())
+        .await
+        .unwrap();
     let (verdict, message) = network_check(sandbox, "network.east-west", "dp3");
     assert_eq!(verdict, Verdict::Warn, "{message}");
     assert!(message.contains("istiod's is network1"), "{message}");
@@ -143,6 +180,12 @@ async fn one_control_plane_three_data_planes_then_teardown() {
     let remote = sail_object(&dp3, "Istio", "istios", "external-istiod").await;
     assert_eq!(remote["spec"]["values"], remote_values(&address, "cluster3", None));
     assert_eq!(network_check(sandbox, "network.consistency", "dp3").0, Verdict::Pass);
+    for context in ["dp1", "dp3"] {
+        assert!(
+            east_west_of(&sandbox.client(context).await).await.is_none(),
+            "{context}: east-west gateway pruned"
+        );
+    }
     assert_eq!(
         network_check(sandbox, "network.east-west", "dp3").0,
         Verdict::Pass,
@@ -174,4 +217,12 @@ fn network_check(sandbox: &SandboxHandle, name: &str, context: &str) -> (Verdict
     found
         .map(|c| (c.verdict, c.message.clone()))
         .unwrap_or((Verdict::Pass, String::new()))
+}
+
+/// The east-west gateway's Service in the mesh's namespace, if any.
+async fn east_west_of(client: &kube::Client) -> Option<Service> {
+    Api::<Service>::namespaced(client.clone(), "external-istiod")
+        .get_opt("istio-eastwestgateway")
+        .await
+        .unwrap()
 }

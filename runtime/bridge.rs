@@ -21,6 +21,8 @@ pub enum StopReason {
     Rerun,
     /// The heap passed the memory cap (`crate::memory`).
     MemoryLimit,
+    /// Another run took over the Lease of this run's ApplySet (`crate::applyset::lock`).
+    LeaseLost(Box<crate::error::Locked>),
 }
 
 #[derive(Clone)]
@@ -58,6 +60,7 @@ impl Bridge {
             Some(StopReason::MemoryLimit) => Error::MemoryLimit {
                 limit: crate::memory::human(crate::memory::limit()),
             },
+            Some(StopReason::LeaseLost(locked)) => Error::Locked(locked),
             Some(StopReason::Rerun) => Error::Interrupted {
                 place: "by a file change (rerun)".into(),
             },
@@ -83,6 +86,17 @@ impl Bridge {
             Some(r) => r.map_err(to_rhai),
             None => Err(to_rhai(self.stop_error())),
         }
+    }
+
+    /// Runs clean-up that must happen however the run ended (cancelled too),
+    /// for at most `limit`: `None` when it did not finish in time.
+    pub fn finally<T>(&self, limit: std::time::Duration, fut: impl Future<Output = T>) -> Option<T> {
+        self.handle.block_on(tokio::time::timeout(limit, fut)).ok()
+    }
+
+    /// Starts a background task on the run's runtime.
+    pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<()> {
+        self.handle.spawn(fut)
     }
 }
 

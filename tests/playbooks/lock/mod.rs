@@ -16,6 +16,9 @@ use serde_json::json;
 
 use crate::support::{self, Output, SandboxHandle, Test};
 
+mod permissions;
+mod takeover;
+
 const CLUSTERS: &[&str] = &["control-plane", "data-plane"];
 
 fn sandbox() -> &'static SandboxHandle {
@@ -276,176 +279,37 @@ async fn a_dry_run_takes_no_lease_and_warns_of_a_held_one() {
 }
 
 #[tokio::test]
-async fn an_uncontended_run_costs_two_lease_requests() {
+async fn an_uncontended_rerun_costs_two_lease_requests() {
     let playbook = Playbook::new("lock-cost.rhai", &playbook_text("lock-cost", "one", false));
     ensure_mesh_run_namespace().await;
-    let out = playbook.run(&[]);
-    out.status(0);
-    let requests = lease_requests(&out);
-    assert_eq!(requests.len(), 2, "{requests:?}");
-    assert!(
-        requests[0].contains("POST /apis/coordination.k8s.io/v1/namespaces/mesh-run/leases 201"),
-        "{requests:?}"
-    );
-    assert!(
-        requests[1].contains("DELETE /apis/coordination.k8s.io/v1/namespaces/mesh-run/leases/lock-cost 200"),
-        "{requests:?}"
-    );
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/mesh-run/leases";
+    // A first run writes the set at its end too: the Lease is checked (renewed) before that.
+    let first = playbook.run(&[]);
+    first.status(0);
+    let requests = lease_requests(&first);
+    let expected = [
+        format!("POST {leases} 201"),
+        format!("PUT {leases}/lock-cost 200"),
+        format!("DELETE {leases}/lock-cost 200"),
+    ];
+    assert_eq!(requests.len(), expected.len(), "{requests:?}");
+    for (request, expected) in requests.iter().zip(&expected) {
+        assert!(request.contains(expected), "{request} is not {expected}");
+    }
     // The Lease is taken before the set's first write.
-    let first_write = out
+    let first_write = first
         .stderr
         .lines()
-        .position(|l| l.starts_with("[http]") && (l.contains(" POST ") || l.contains(" PATCH ")))
+        .find(|l| l.starts_with("[http]") && (l.contains(" POST ") || l.contains(" PATCH ")))
         .unwrap();
-    assert!(out.stderr.lines().nth(first_write).unwrap().contains("/leases"), "{}", out.stderr);
-}
-
-#[tokio::test]
-async fn a_user_without_lease_permissions_gets_an_api_error_naming_verb_and_resource() {
-    use k8s_openapi::api::authentication::v1::TokenRequest;
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-    ensure_mesh_run_namespace().await;
-    let client = sandbox().client("control-plane").await;
-    let post = PostParams::default();
-    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": "lock-rbac"}})).unwrap();
-    Api::<Namespace>::all(client.clone()).create(&post, &namespace).await.unwrap();
-    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "no-leases"}})).unwrap();
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "lock-rbac");
-    accounts.create(&post, &account).await.unwrap();
-    // ConfigMaps (members and the parent) but no Leases.
-    for namespace in ["lock-rbac", "mesh-run"] {
-        let role: Role = serde_json::from_value(json!({
-            "metadata": {"name": "lock-rbac-configmaps"},
-            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}],
-        }))
-        .unwrap();
-        Api::<Role>::namespaced(client.clone(), namespace)
-            .create(&post, &role)
-            .await
-            .unwrap();
-        let binding: RoleBinding = serde_json::from_value(json!({
-            "metadata": {"name": "lock-rbac-configmaps"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lock-rbac-configmaps"},
-            "subjects": [{"kind": "ServiceAccount", "name": "no-leases", "namespace": "lock-rbac"}],
-        }))
-        .unwrap();
-        Api::<RoleBinding>::namespaced(client.clone(), namespace)
-            .create(&post, &binding)
-            .await
-            .unwrap();
-    }
-    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": []}})).unwrap();
-    let token = accounts.create_token_request("no-leases", &post, &request).await.unwrap();
-    let token = token.status.unwrap().token;
-
-    let text = std::fs::read_to_string(sandbox().kubeconfig()).unwrap();
-    let mut config: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
-    for user in config["users"].as_array_mut().unwrap() {
-        user["user"] = json!({"token": token});
-    }
-    let playbook =
-        r#"cluster("control-plane").apply(#{ apiVersion: "v1", kind: "ConfigMap", metadata: #{ name: "one", namespace: "lock-rbac" } });"#;
-    let test = Test::new().playbook("lock-rbac.rhai", playbook);
-    let kubeconfig = test.dir().join("no-leases-kubeconfig");
-    std::fs::write(&kubeconfig, serde_json::to_string(&config).unwrap()).unwrap();
-    test.kubeconfig(&kubeconfig)
-        .args(["lock-rbac.rhai"])
-        .run()
-        .status(1)
-        .stderr_contains(
-            "error[api]: Lease mesh-run/lock-rbac (the ApplySet's lock) on control-plane: create not allowed (HTTP 403 Forbidden)",
-        )
-        .stderr_contains(r#"cannot create resource "leases" in API group "coordination.k8s.io" in the namespace "mesh-run""#)
-        .stderr_lacks(&token);
-    assert!(configmap("lock-rbac", "one").await.is_none(), "nothing applied without the Lease");
-}
-
-/// Waits for the run with `pid` to hold Lease `name`, then gives it to
-/// another holder, as a run that found it expired would (an update).
-async fn steal_when_held(api: &Api<Lease>, name: &str, pid: u32) {
-    eventually("the run to hold its Lease", async || {
-        let lease = api.get_opt(name).await.unwrap();
-        lease
-            .and_then(|l| l.spec?.holder_identity)
-            .is_some_and(|h| h.contains(&format!("/{pid}/")))
-    })
-    .await;
-    let mut lease = api.get(name).await.unwrap();
-    let spec = lease.spec.as_mut().unwrap();
-    spec.holder_identity = Some("thief/1/000000".into());
-    let now = serde_json::to_value(micro_time(SystemTime::now())).unwrap();
-    spec.renew_time = Some(serde_json::from_value(now).unwrap());
-    api.replace(name, &PostParams::default(), &lease)
-        .await
-        .expect("take the Lease over");
-}
-
-/// Waits for `child` to end (up to 60 s).
-async fn ended(child: &mut Child, playbook: &Playbook) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "the run did not end:\n{}", playbook.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-#[tokio::test]
-async fn a_run_whose_lease_is_taken_over_stops_at_its_renewal() {
-    let playbook = Playbook::new("lock-renew.rhai", &playbook_text("lock-renew", "one", true));
-    let mut child = playbook.spawn();
-    let api = leases().await;
-    steal_when_held(&api, "lock-renew", child.id()).await;
-    let stolen = Instant::now();
-    let status = ended(&mut child, &playbook).await;
-    assert_eq!(status.code(), Some(1), "{}", playbook.log());
+    assert!(first_write.contains("/leases"), "{}", first.stderr);
+    // A rerun that changes nothing: take and release.
+    let rerun = playbook.run(&[]);
+    rerun.status(0);
+    let requests = lease_requests(&rerun);
+    assert_eq!(requests.len(), 2, "{requests:?}");
     assert!(
-        stolen.elapsed() < Duration::from_secs(15),
-        "stopped at the next renewal, not the wait's end"
-    );
-    let log = playbook.log();
-    assert!(
-        log.contains("error[locked]: another mesh-run run took over ApplySet `lock-renew` on cluster `control-plane` from this run: holder thief/1/000000"),
-        "{log}"
-    );
-    let lease = api
-        .get("lock-renew")
-        .await
-        .expect("the new holder's Lease is not released by the old");
-    assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("thief/1/000000"));
-}
-
-#[tokio::test]
-async fn a_run_that_lost_its_lease_before_pruning_prunes_nothing() {
-    let v1 = r#"let cp = cluster("control-plane");
-cp.ensure_namespace("lock-lost");
-cp.apply(#{ apiVersion: "v1", kind: "ConfigMap", metadata: #{ name: "one", namespace: "lock-lost" } });
-cp.apply(#{ apiVersion: "v1", kind: "ConfigMap", metadata: #{ name: "two", namespace: "lock-lost" } });
-"#;
-    // Drops `two` (a prune), after a pause shorter than a renewal period.
-    let v2 = r#"let cp = cluster("control-plane");
-cp.apply(#{ apiVersion: "v1", kind: "ConfigMap", metadata: #{ name: "one", namespace: "lock-lost" } });
-try { cp.wait("configmap/go", #{ namespace: "lock-lost", "for": "create", timeout: "5s" }); } catch (e) {}
-"#;
-    let playbook = Playbook::new("lock-lost.rhai", v1);
-    playbook.run(&[]).status(0);
-    std::fs::write(&playbook.path, v2).unwrap();
-    let mut child = playbook.spawn();
-    let api = leases().await;
-    steal_when_held(&api, "lock-lost", child.id()).await;
-    let status = ended(&mut child, &playbook).await;
-    let log = playbook.log();
-    assert_eq!(status.code(), Some(1), "{log}");
-    assert!(
-        log.contains("error[locked]: another mesh-run run took over ApplySet `lock-lost`"),
-        "{log}"
-    );
-    assert!(log.contains("this run stopped and pruned nothing"), "{log}");
-    assert!(
-        configmap("lock-lost", "two").await.is_some(),
-        "not pruned after losing the Lease:\n{log}"
+        requests[0].contains(&expected[0]) && requests[1].contains(&expected[2]),
+        "{requests:?}"
     );
 }

@@ -123,7 +123,18 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
 
     // However the run ended (failed, interrupted, stopped for a rerun): its
     // sets are free for the next run at once, not 30 s later.
-    bridge.finally(crate::applyset::lock::RELEASE_WITHIN, session.applysets.release());
+    let within = crate::applyset::lock::RELEASE_WITHIN;
+    if bridge.finally(within, session.applysets.release()).is_none() {
+        session.warn(
+            "-",
+            &format!("ApplySet {}", session.applysets.name),
+            format!(
+                "its Leases were not released within {}s (a server did not answer); they free the set {} s after their last renewal",
+                within.as_secs(),
+                crate::applyset::lease::DURATION_SECS
+            ),
+        );
+    }
     files.extend(imported.lock().expect("files lock").iter().cloned());
 
     files.extend(session.files_read.lock().expect("files lock").iter().cloned());

@@ -21,9 +21,10 @@ use crate::report::{Event, Reporter};
 
 /// A third of the Lease's duration, as client-go's defaults (15 s lease, 5 s retry) keep it.
 pub const RENEW_EVERY: Duration = Duration::from_secs(10);
-/// How long the end of a run waits for its releases (a server that does not
-/// answer leaves the Lease to expire).
-pub const RELEASE_WITHIN: Duration = Duration::from_secs(5);
+/// How long the end of a run waits for its releases: a release takes
+/// milliseconds, and a run that failed because a server stopped answering
+/// must not hang on it (that Lease then expires on its own).
+pub const RELEASE_WITHIN: Duration = Duration::from_secs(2);
 
 pub struct Lock {
     /// The set's name (= the Lease's) and the playbook's path.

@@ -64,7 +64,7 @@ impl Watching {
     fn start(dir: &Path, sandbox: &SandboxHandle, playbook: &str) -> Watching {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-run"))
             .current_dir(dir)
-            .args(["watch", playbook, "--output", "json"])
+            .args(["watch", playbook, "--output", "json", "--instance", &support::own_instance()])
             .env("KUBECONFIG", sandbox.kubeconfig())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

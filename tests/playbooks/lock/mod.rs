@@ -312,4 +312,6 @@ async fn an_uncontended_rerun_costs_two_lease_requests() {
         requests[0].contains(&expected[0]) && requests[1].contains(&expected[2]),
         "{requests:?}"
     );
+    let first = lease_requests(&first).join("\n");
+    eprintln!("the Lease's requests, first run:\n{first}\nrerun:\n{}", requests.join("\n"));
 }

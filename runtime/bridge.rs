@@ -91,7 +91,8 @@ impl Bridge {
     /// Runs clean-up that must happen however the run ended (cancelled too),
     /// for at most `limit`: `None` when it did not finish in time.
     pub fn finally<T>(&self, limit: std::time::Duration, fut: impl Future<Output = T>) -> Option<T> {
-        self.handle.block_on(tokio::time::timeout(limit, fut)).ok()
+        // The timer is made inside: it needs the runtime's context.
+        self.handle.block_on(async move { tokio::time::timeout(limit, fut).await }).ok()
     }
 
     /// Starts a background task on the run's runtime.

@@ -170,6 +170,8 @@ async fn a_second_run_of_a_set_stops_before_changing_anything_while_the_first_ho
         .stderr_contains(&format!("holder {holder}, playbook {}", first.path.display()))
         .stderr_contains("pass --instance NAME for an independent set")
         .stderr_contains("a killed run's lease expires 30 s after its last renewal");
+    let said: Vec<&str> = refused.stderr.lines().filter(|l| !l.starts_with("[http]")).collect();
+    eprintln!("the refused run said:\n{}", said.join("\n"));
     assert!(
         configmap("lock-shared", "from-second").await.is_none(),
         "the refused run changed nothing"

@@ -317,3 +317,27 @@ async fn an_uncontended_rerun_costs_two_lease_requests() {
     let first = lease_requests(&first).join("\n");
     eprintln!("the Lease's requests, first run:\n{first}\nrerun:\n{}", requests.join("\n"));
 }
+
+#[tokio::test]
+async fn a_run_releases_its_lease_however_it_ends() {
+    let api = leases().await;
+    // A failure after the Lease was taken.
+    let failing = format!("{}throw \"failed on purpose\";\n", playbook_text("lock-end", "one", false));
+    Playbook::new("lock-end.rhai", &failing)
+        .run(&[])
+        .status(1)
+        .stderr_contains("failed on purpose");
+    assert!(api.get_opt("lock-end").await.unwrap().is_none(), "released after a failure");
+    // SIGTERM in the middle of a wait.
+    let waiting = Playbook::new("lock-end.rhai", &playbook_text("lock-end", "two", true));
+    let mut child = waiting.spawn();
+    eventually("the run to hold its Lease", async || {
+        configmap("lock-end", "two").await.is_some() && api.get_opt("lock-end").await.unwrap().is_some()
+    })
+    .await;
+    // SAFETY: signals our own child, which has not been reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{}", waiting.log());
+    assert!(api.get_opt("lock-end").await.unwrap().is_none(), "released on SIGTERM");
+}

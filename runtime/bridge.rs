@@ -141,3 +141,48 @@ pub fn register(engine: &mut rhai::Engine) {
         .register_fn("to_string", |e: &mut ScriptError| e.to_string())
         .register_fn("to_debug", |e: &mut ScriptError| e.to_string());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn clean_up_runs_after_a_stop_within_its_limit() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let bridge = Bridge::new(runtime.handle().clone());
+        bridge.stop(StopReason::Interrupted);
+        assert!(bridge.run(async { Ok(()) }).is_err(), "a stopped run runs no more steps");
+        assert_eq!(bridge.finally(Duration::from_secs(5), async { 7 }), Some(7));
+        assert_eq!(bridge.finally(Duration::from_millis(20), std::future::pending::<()>()), None);
+    }
+
+    #[test]
+    fn a_lost_lease_stops_the_run_as_locked() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let bridge = Bridge::new(runtime.handle().clone());
+        let locked = crate::error::Locked {
+            set: "external".into(),
+            cluster: "cp".into(),
+            holder: "ci/1/abcdef".into(),
+            playbook: String::new(),
+            context: String::new(),
+            acquired: None,
+            renewed: None,
+            duration_secs: 30,
+            lost: true,
+        };
+        bridge.stop(StopReason::LeaseLost(Box::new(locked)));
+        let err = bridge.stop_error();
+        assert_eq!(err.kind(), "locked");
+        assert!(
+            err.to_string()
+                .contains("took over ApplySet `external` on cluster `cp` from this run"),
+            "{err}"
+        );
+    }
+}

@@ -135,8 +135,8 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
             ),
         );
     }
-    files.extend(imported.lock().expect("files lock").iter().cloned());
 
+    files.extend(imported.lock().expect("files lock").iter().cloned());
     files.extend(session.files_read.lock().expect("files lock").iter().cloned());
     let (steps, changed, elapsed) = session.reporter.totals();
     if let Err(d) = &result {

@@ -21,6 +21,8 @@ pub enum StopReason {
     Rerun,
     /// The heap passed the memory cap (`crate::memory`).
     MemoryLimit,
+    /// Another run took over the Lease of this run's ApplySet (`crate::applyset::lock`).
+    LeaseLost(Box<crate::error::Locked>),
 }
 
 #[derive(Clone)]
@@ -58,6 +60,7 @@ impl Bridge {
             Some(StopReason::MemoryLimit) => Error::MemoryLimit {
                 limit: crate::memory::human(crate::memory::limit()),
             },
+            Some(StopReason::LeaseLost(locked)) => Error::Locked(locked),
             Some(StopReason::Rerun) => Error::Interrupted {
                 place: "by a file change (rerun)".into(),
             },
@@ -83,6 +86,18 @@ impl Bridge {
             Some(r) => r.map_err(to_rhai),
             None => Err(to_rhai(self.stop_error())),
         }
+    }
+
+    /// Runs clean-up that must happen however the run ended (cancelled too),
+    /// for at most `limit`: `None` when it did not finish in time.
+    pub fn finally<T>(&self, limit: std::time::Duration, fut: impl Future<Output = T>) -> Option<T> {
+        // The timer is made inside: it needs the runtime's context.
+        self.handle.block_on(async move { tokio::time::timeout(limit, fut).await }).ok()
+    }
+
+    /// Starts a background task on the run's runtime.
+    pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<()> {
+        self.handle.spawn(fut)
     }
 }
 
@@ -125,4 +140,49 @@ pub fn register(engine: &mut rhai::Engine) {
         })
         .register_fn("to_string", |e: &mut ScriptError| e.to_string())
         .register_fn("to_debug", |e: &mut ScriptError| e.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn clean_up_runs_after_a_stop_within_its_limit() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let bridge = Bridge::new(runtime.handle().clone());
+        bridge.stop(StopReason::Interrupted);
+        assert!(bridge.run(async { Ok(()) }).is_err(), "a stopped run runs no more steps");
+        assert_eq!(bridge.finally(Duration::from_secs(5), async { 7 }), Some(7));
+        assert_eq!(bridge.finally(Duration::from_millis(20), std::future::pending::<()>()), None);
+    }
+
+    #[test]
+    fn a_lost_lease_stops_the_run_as_locked() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let bridge = Bridge::new(runtime.handle().clone());
+        let locked = crate::error::Locked {
+            set: "external".into(),
+            cluster: "cp".into(),
+            holder: "ci/1/abcdef".into(),
+            playbook: String::new(),
+            context: String::new(),
+            acquired: None,
+            renewed: None,
+            duration_secs: 30,
+            lost: true,
+        };
+        bridge.stop(StopReason::LeaseLost(Box::new(locked)));
+        let err = bridge.stop_error();
+        assert_eq!(err.kind(), "locked");
+        assert!(
+            err.to_string()
+                .contains("took over ApplySet `external` on cluster `cp` from this run"),
+            "{err}"
+        );
+    }
 }

@@ -52,7 +52,7 @@ pub fn for_check(bridge: crate::bridge::Bridge) -> Engine {
     let session = Arc::new(Session {
         bridge,
         clusters: crate::kube::Clusters::new(Default::default(), None),
-        reporter: crate::report::Reporter::new(crate::report::Format::Text),
+        reporter: Arc::new(crate::report::Reporter::new(crate::report::Format::Text)),
         dry_run: false,
         sets: Default::default(),
         base_dir: Default::default(),

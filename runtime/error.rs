@@ -2,6 +2,7 @@
 //! variant here; playbooks catch them by `kind` (`e.kind == "timeout"`).
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 /// A failure, naming the object and the cause. `kind()` is the stable name a
 /// playbook matches on; `exit_code()` is the one place errors become exit codes.
@@ -81,6 +82,10 @@ pub enum Error {
     #[error("the playbook stopped: mesh-run's memory passed {limit} (MESH_RUN_MAX_MEMORY); it keeps too many large values at once")]
     MemoryLimit { limit: String },
 
+    /// Another run holds the Lease of the run's ApplySet on a cluster, or took it from this run.
+    #[error("{0}")]
+    Locked(Box<Locked>),
+
     #[error("{object} on {cluster}: {message}")]
     Api { cluster: String, object: String, message: String },
 
@@ -136,6 +141,7 @@ impl Error {
             Error::FailState { .. } => "fail_state",
             Error::Interrupted { .. } | Error::Terminated { .. } => "interrupted",
             Error::MemoryLimit { .. } => "memory",
+            Error::Locked(_) => "locked",
             Error::Api { .. } => "api",
             Error::Remote { .. } => "remote",
             Error::Io { .. } => "io",
@@ -172,6 +178,71 @@ impl Error {
     }
 }
 
+/// Who holds an ApplySet's Lease, as read from it: enough for a human to
+/// find that run (or see that it died) and decide.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Locked {
+    /// The ApplySet (and Lease) name.
+    pub set: String,
+    /// The context of this run's kubeconfig the Lease is on.
+    pub cluster: String,
+    /// `holderIdentity`: `<hostname>/<pid>/<random>`.
+    pub holder: String,
+    /// The holder's playbook and context, from the Lease's annotations (empty: not mesh-run's).
+    pub playbook: String,
+    pub context: String,
+    pub acquired: Option<SystemTime>,
+    pub renewed: Option<SystemTime>,
+    pub duration_secs: u64,
+    /// The Lease was this run's and another run took it over (this run stopped, pruned nothing).
+    pub lost: bool,
+}
+
+impl Locked {
+    /// The error text at `now`: what, who, what to do.
+    pub fn render(&self, now: SystemTime) -> String {
+        let Locked { set, cluster, .. } = self;
+        let when = |t: Option<SystemTime>| match t {
+            Some(t) => {
+                let ago = now.duration_since(t).map(|d| d.as_secs()).unwrap_or(0);
+                format!("{} ({ago} s ago)", humantime::format_rfc3339_seconds(t))
+            }
+            None => "unknown".into(),
+        };
+        let what = if self.lost {
+            format!("another mesh-run run took over ApplySet `{set}` on cluster `{cluster}` from this run")
+        } else {
+            format!("another mesh-run run holds ApplySet `{set}` on cluster `{cluster}`")
+        };
+        let playbook = if self.playbook.is_empty() { "unknown" } else { &self.playbook };
+        let context = if self.context.is_empty() {
+            String::new()
+        } else {
+            format!(" (its context {})", self.context)
+        };
+        let todo = if self.lost {
+            "this run stopped and pruned nothing; run it again once that run has ended".to_string()
+        } else {
+            format!(
+                "nothing of the set was changed on `{cluster}`; wait for that run to end, or pass --instance NAME for an independent set; a killed run's lease expires {} s after its last renewal",
+                self.duration_secs
+            )
+        };
+        format!(
+            "{what}: holder {}, playbook {playbook}{context}, holding since {}, last renewed {}\n  {todo} (kubectl get lease -n mesh-run {set} -o yaml)",
+            self.holder,
+            when(self.acquired),
+            when(self.renewed),
+        )
+    }
+}
+
+impl std::fmt::Display for Locked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render(SystemTime::now()))
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
@@ -205,6 +276,43 @@ mod tests {
         assert_eq!(noted.kind(), "usage");
         assert_eq!(noted.exit_code(), 2);
         assert_eq!(noted.to_string(), "bad\n  because");
+    }
+
+    #[test]
+    fn locked_says_what_who_and_what_to_do() {
+        let at = |s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        let mut locked = Locked {
+            set: "external".into(),
+            cluster: "cp".into(),
+            holder: "laptop/4242/a1b2c3".into(),
+            playbook: "/home/me/external.rhai".into(),
+            context: "kind-cp".into(),
+            acquired: Some(at(1_800_000_000)),
+            renewed: Some(at(1_800_000_020)),
+            duration_secs: 30,
+            lost: false,
+        };
+        let e = Error::Locked(Box::new(locked.clone()));
+        assert_eq!((e.kind(), e.exit_code()), ("locked", 1));
+        assert_eq!(
+            locked.render(at(1_800_000_024)),
+            "another mesh-run run holds ApplySet `external` on cluster `cp`: holder laptop/4242/a1b2c3, \
+             playbook /home/me/external.rhai (its context kind-cp), holding since 2027-01-15T08:00:00Z (24 s ago), \
+             last renewed 2027-01-15T08:00:20Z (4 s ago)\n  nothing of the set was changed on `cp`; wait for that run to end, \
+             or pass --instance NAME for an independent set; a killed run's lease expires 30 s after its last renewal \
+             (kubectl get lease -n mesh-run external -o yaml)"
+        );
+        locked.lost = true;
+        locked.renewed = None;
+        let text = locked.render(at(1_800_000_024));
+        assert!(
+            text.starts_with("another mesh-run run took over ApplySet `external` on cluster `cp` from this run: holder laptop/4242/a1b2c3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("last renewed unknown\n  this run stopped and pruned nothing"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub struct RunOutcome {
 
 pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
     let mut files = vec![opts.playbook.clone()];
-    let reporter = Reporter::new(opts.output).changes_only(opts.dry_run && !opts.verbose);
+    let reporter = Arc::new(Reporter::new(opts.output).changes_only(opts.dry_run && !opts.verbose));
     let stem = opts
         .playbook
         .file_stem()
@@ -62,13 +62,14 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
     let session = Arc::new(Session {
         bridge: bridge.clone(),
         clusters: Clusters::new(opts.kubeconfig.clone(), opts.request_timeout),
-        reporter,
+        reporter: reporter.clone(),
         dry_run: opts.dry_run,
         sets: opts.sets.clone(),
         base_dir: base_dir.clone(),
         stdlib_dir: opts.stdlib.clone(),
         files_read: Mutex::new(Vec::new()),
-        applysets: ApplySets::new(set_name, playbook_path(&opts.playbook), opts.prune, opts.dry_run),
+        applysets: ApplySets::new(set_name, playbook_path(&opts.playbook), opts.prune, opts.dry_run)
+            .locked(bridge.clone(), reporter.clone()),
     });
     let resolver = Resolver::new(&base_dir, opts.stdlib.as_deref(), sources.clone());
     let imported = resolver.files.clone();
@@ -119,6 +120,21 @@ pub fn run(opts: &RunOptions, bridge: Bridge) -> RunOutcome {
             .run(crate::applyset::finish(&session))
             .map_err(|e| Diagnostic::from_rhai(&e, &name, Some(&bridge)))
     })();
+
+    // However the run ended (failed, interrupted, stopped for a rerun): its
+    // sets are free for the next run at once, not 30 s later.
+    let within = crate::applyset::lock::RELEASE_WITHIN;
+    if bridge.finally(within, session.applysets.release()).is_none() {
+        session.warn(
+            "-",
+            &format!("ApplySet {}", session.applysets.name),
+            format!(
+                "its Leases were not released within {}s (a server did not answer); they free the set {} s after their last renewal",
+                within.as_secs(),
+                crate::applyset::lease::DURATION_SECS
+            ),
+        );
+    }
 
     files.extend(imported.lock().expect("files lock").iter().cloned());
     files.extend(session.files_read.lock().expect("files lock").iter().cloned());

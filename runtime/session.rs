@@ -14,7 +14,8 @@ use crate::report::{Event, Reporter};
 pub struct Session {
     pub bridge: Bridge,
     pub clusters: Clusters,
-    pub reporter: Reporter,
+    /// Shared with the ApplySets' lock, which warns too.
+    pub reporter: Arc<Reporter>,
     pub dry_run: bool,
     /// `--set KEY=VALUE`; the environment is consulted after these.
     pub sets: HashMap<String, String>,

@@ -11,6 +11,8 @@
 //! prune of this set touches it.
 
 pub mod id;
+pub mod lease;
+pub mod lock;
 pub mod parent;
 mod prune;
 mod tally;
@@ -23,6 +25,7 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::kube::object_ref::ObjectRef;
 use crate::kube::{ClusterClient, ResourceInfo};
+use lock::Lock;
 use parent::{MetadataKeys, Record};
 pub use prune::finish;
 pub use tally::Tally;
@@ -42,6 +45,8 @@ pub struct ApplySets {
     pub playbook: String,
     /// Dry run: the plan of every cluster, from the steps reported.
     pub tally: Tally,
+    /// One run at a time per set and cluster (`None`: an engine that runs nothing).
+    lock: Option<Lock>,
     clusters: Mutex<BTreeMap<String, Arc<ClusterSet>>>,
 }
 
@@ -85,7 +90,43 @@ impl ApplySets {
             dry_run,
             playbook,
             tally: Tally::default(),
+            lock: None,
             clusters: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// A run's sets: their Leases are taken with `bridge`'s runtime, dry-run warnings go to `reporter`.
+    pub fn locked(mut self, bridge: crate::bridge::Bridge, reporter: Arc<crate::report::Reporter>) -> Self {
+        self.lock = Some(Lock::new(self.name.clone(), self.playbook.clone(), bridge, reporter));
+        self
+    }
+
+    /// Before changing the set on `client`'s cluster: holds its Lease (a
+    /// dry run only looks at it). `track` and `set_metadata` call it; a
+    /// primitive that writes before recording (`label`) calls it first.
+    pub async fn guard(&self, client: &Arc<ClusterClient>) -> Result<()> {
+        match &self.lock {
+            Some(lock) if self.dry_run => {
+                lock.peek(client).await;
+                Ok(())
+            }
+            Some(lock) => lock.hold(client).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Right before pruning on `client`'s cluster: the Lease is still this run's.
+    async fn confirm(&self, client: &Arc<ClusterClient>) -> Result<()> {
+        match &self.lock {
+            Some(lock) if !self.dry_run => lock.confirm(client).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The end of the run, however it ended: releases its Leases.
+    pub async fn release(&self) {
+        if let Some(lock) = &self.lock {
+            lock.release().await;
         }
     }
 
@@ -112,6 +153,7 @@ impl ApplySets {
     /// parent must list them first, so an interrupted run leaves no member
     /// the next run cannot find (the KEP's order).
     pub async fn track(&self, client: &Arc<ClusterClient>, members: &[(ResourceInfo, Option<String>)]) -> Result<()> {
+        self.guard(client).await?;
         let set = self.on(client);
         let mut state = set.state.lock().await;
         set.load(&mut state, self).await?;
@@ -163,6 +205,7 @@ impl ApplySets {
         keys: Vec<String>,
         changed: &[String],
     ) -> Result<()> {
+        self.guard(client).await?;
         let set = self.on(client);
         let mut state = set.state.lock().await;
         set.load(&mut state, self).await?;

@@ -14,6 +14,7 @@ use super::id;
 use crate::error::{Error, Result};
 use crate::kube::ClusterClient;
 use crate::kube::apply::FIELD_MANAGER;
+use crate::kube::client::Response;
 
 /// Where mesh-run keeps its sets' parents; created on first use, never a member.
 pub const NAMESPACE: &str = "mesh-run";
@@ -170,23 +171,25 @@ pub async fn write(cluster: &ClusterClient, name: &str, set_id: &str, record: &R
         if res.status.is_success() {
             return Ok(());
         }
-        let missing_namespace =
-            res.status == StatusCode::NOT_FOUND && res.body.pointer("/details/kind").and_then(Value::as_str) == Some("namespaces");
-        if !missing_namespace || attempt == 1 {
+        if !namespace_missing(&res) || attempt == 1 {
             return Err(cluster.api_error(&res, &what, "record ApplySet"));
         }
-        let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
-        let res = cluster
-            .call(
-                Method::POST,
-                "/api/v1/namespaces",
-                Some("application/json"),
-                serde_json::to_vec(&namespace).unwrap_or_default(),
-            )
-            .await?;
-        if !res.status.is_success() && res.status != StatusCode::CONFLICT {
-            return Err(cluster.api_error(&res, &format!("Namespace {NAMESPACE}"), "create"));
-        }
+        create_namespace(cluster).await?;
+    }
+    Ok(())
+}
+
+/// A write into namespace `mesh-run` failed because it does not exist yet.
+pub fn namespace_missing(res: &Response) -> bool {
+    res.status == StatusCode::NOT_FOUND && res.body.pointer("/details/kind").and_then(Value::as_str) == Some("namespaces")
+}
+
+/// Creates namespace `mesh-run` (someone else creating it first is fine).
+pub async fn create_namespace(cluster: &ClusterClient) -> Result<()> {
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
+    let res = cluster.create("/api/v1/namespaces", &namespace, false).await?;
+    if !res.status.is_success() && res.status != StatusCode::CONFLICT {
+        return Err(cluster.api_error(&res, &format!("Namespace {NAMESPACE}"), "create"));
     }
     Ok(())
 }

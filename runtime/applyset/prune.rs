@@ -125,9 +125,20 @@ async fn settle(session: &Session, set: &Arc<ClusterSet>, contexts: &BTreeSet<St
         let mut record = recorded;
         record.contexts.extend(contexts.iter().cloned());
         record.playbook = Some(sets.playbook.clone());
+        if changes(found.as_ref(), &record) {
+            sets.confirm(client).await?;
+        }
         return save(client, sets, found, record).await;
     }
 
+    let mut record = state.current.clone();
+    record.namespaces.insert(parent::NAMESPACE.into());
+    record.contexts = contexts.clone();
+    record.playbook = Some(sets.playbook.clone());
+    // Never prune after losing the set to another run: its Lease must still be ours.
+    if !doomed.is_empty() || !stale_keys.is_empty() || changes(found.as_ref(), &record) {
+        sets.confirm(client).await?;
+    }
     for (object, keys) in &stale_keys {
         remove_keys(session, client, object, keys).await?;
     }
@@ -140,23 +151,25 @@ async fn settle(session: &Session, set: &Arc<ClusterSet>, contexts: &BTreeSet<St
             result?;
         }
     }
-    let mut record = state.current.clone();
-    record.namespaces.insert(parent::NAMESPACE.into());
-    record.contexts = contexts.clone();
-    record.playbook = Some(sets.playbook.clone());
     save(client, sets, found, record).await
+}
+
+/// Whether saving `record` writes to the server.
+fn changes(found: Option<&Record>, record: &Record) -> bool {
+    if record.is_empty() {
+        found.is_some()
+    } else {
+        found != Some(record)
+    }
 }
 
 /// Writes the parent when it changed; removes it when the set is empty here.
 async fn save(client: &ClusterClient, sets: &ApplySets, found: Option<Record>, record: Record) -> Result<()> {
-    if record.is_empty() {
-        return match found {
-            Some(_) => parent::delete(client, &sets.name).await,
-            None => Ok(()),
-        };
-    }
-    if found.as_ref() == Some(&record) {
+    if !changes(found.as_ref(), &record) {
         return Ok(());
+    }
+    if record.is_empty() {
+        return parent::delete(client, &sets.name).await;
     }
     parent::write(client, &sets.name, &sets.id, &record).await
 }

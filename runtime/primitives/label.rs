@@ -80,6 +80,8 @@ async fn set(
     let client = &cluster.0;
     let sets = &session.applysets;
     let keys: Vec<String> = entries.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()).collect();
+    // The patch below already changes what the set records: hold its Lease first.
+    sets.guard(client).await?;
     // Only a dry run needs the object before: for its diff, or its plan when absent.
     let live = if session.dry_run {
         client.get_json(&target.url(), target).await?

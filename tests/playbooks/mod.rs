@@ -19,6 +19,7 @@ mod data_planes;
 mod external;
 mod in_place_upgrade;
 mod interrupted_teardown;
+mod lock;
 mod multi_dataplane;
 mod multi_mesh;
 mod plan;

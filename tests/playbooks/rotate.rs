@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 
@@ -203,12 +204,24 @@ async fn rotation_keeps_the_cluster_in_istiods_view_and_revokes_the_old_token() 
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(child.try_wait().unwrap().is_none(), "still waiting for istiod");
+    let killed = child.id();
     child.kill().unwrap();
     child.wait().unwrap();
     let (tokens, pending) = token_secrets(&dp2, reader).await;
     assert_eq!(pending, vec!["istio-reader-service-account-token-b".to_string()], "{tokens:?}");
     assert_eq!(tokens.len(), 2, "the old token is kept: {tokens:?}");
     assert!(authenticates(sandbox, &old), "the old token still works after the kill");
+    // A killed run cannot release its set: a rerun is refused until its
+    // Lease expires (30 s after its last renewal), or until someone sure
+    // that run is gone deletes the Lease, as here.
+    run(sandbox, "rotate-remote-secret.rhai", &sets, &[])
+        .status(1)
+        .stderr_contains("error[locked]: another mesh-run run holds ApplySet `rotate-remote-secret`")
+        .stderr_contains(&format!("/{killed}/"));
+    for context in CLUSTERS {
+        let leases: Api<Lease> = Api::namespaced(sandbox.client(context).await, "mesh-run");
+        let _ = leases.delete("rotate-remote-secret", &Default::default()).await;
+    }
     run(sandbox, "rotate-remote-secret.rhai", &sets, &[])
         .status(0)
         .stdout_contains("to token Secret istio-reader-service-account-token-b");

@@ -31,6 +31,7 @@ cp.apply(#{ apiVersion: "v1", kind: "Secret", metadata: #{ name: "held", namespa
             .env("MESH_RUN_TRACE", "http")
             .playbook("p.rhai", &playbook)
             .args(["p.rhai", "-v"])
+            .own_set()
             .run();
         for value in [decoded, encoded] {
             out.stdout_lacks(value).stderr_lacks(value);

@@ -36,6 +36,7 @@ pub(crate) fn mesh_with(playbook: &str, args: &[&str]) -> Output {
         .kubeconfig(sandbox().kubeconfig())
         .playbook("p.rhai", playbook)
         .args(all)
+        .own_set()
         .run()
 }
 

@@ -17,6 +17,7 @@ cp.wait("secret/traced", #{ namespace: "prim-trace", "for": "create" });
         .env("MESH_RUN_TRACE", "http")
         .playbook("p.rhai", playbook)
         .args(["p.rhai"])
+        .own_set()
         .run();
     out.status(0)
         .stderr_contains("control-plane GET /api/v1/namespaces/prim-trace ")
@@ -30,6 +31,7 @@ cp.wait("secret/traced", #{ namespace: "prim-trace", "for": "create" });
         .kubeconfig(sandbox().kubeconfig())
         .playbook("p.rhai", playbook)
         .args(["p.rhai"])
+        .own_set()
         .run();
     quiet.status(0).stderr_lacks("[http]");
     assert_eq!(

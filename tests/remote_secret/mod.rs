@@ -116,6 +116,7 @@ async fn remote_type_creates_the_reader_account_and_its_token_works() {
             "#,
         )
         .args(["run", "p.rhai"])
+        .own_set()
         .run();
     out.status(0)
         .stdout_contains("Secret rs-remote/istio-remote-secret-dp1 (contents hidden: they hold credentials)")
@@ -172,6 +173,7 @@ async fn config_type_uses_the_given_account_server_and_kube_system_uid() {
             "#,
         )
         .args(["run", "p.rhai"])
+        .own_set()
         .run();
     out.status(0)
         .stderr_lacks("server in Kubeconfig")
@@ -235,6 +237,7 @@ async fn missing_account_fails_in_istioctl_words_and_dry_run_creates_nothing() {
             "#,
         )
         .args(["run", "p.rhai"])
+        .own_set()
         .run()
         .status(1)
         .stdout_contains("kind=remote_secret")
@@ -249,6 +252,7 @@ async fn missing_account_fails_in_istioctl_words_and_dry_run_creates_nothing() {
             r#"print(create_remote_secret(cluster("data-plane"), #{ namespace: "rs-missing", name: "dry" }));"#,
         )
         .args(["run", "--dry-run", "p.rhai"])
+        .own_set()
         .run()
         .status(0)
         .stdout_contains("Secret rs-missing/istio-remote-secret-dry (contents hidden")
@@ -265,6 +269,7 @@ async fn missing_account_fails_in_istioctl_words_and_dry_run_creates_nothing() {
                 ),
             )
             .args(["run", "--dry-run", "p.rhai"])
+            .own_set()
             .run();
         out.status(0);
         let warning = format!("the `server` option is {server}, a loopback address");
@@ -284,6 +289,7 @@ async fn missing_account_fails_in_istioctl_words_and_dry_run_creates_nothing() {
         .kubeconfig(sandbox.kubeconfig())
         .playbook("p.rhai", r#"create_remote_secret(cluster("data-plane"), #{ namspace: "x" });"#)
         .args(["run", "p.rhai"])
+        .own_set()
         .run()
         .status(2)
         .stderr_contains(

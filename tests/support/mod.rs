@@ -7,7 +7,7 @@ pub mod sandboxes;
 pub mod test;
 
 pub use sandboxes::{SandboxHandle, SandboxProcess, control_plane_processes, kube_version, sandbox};
-pub use test::{Output, Test};
+pub use test::{Output, Test, own_instance};
 
 use std::time::Duration;
 

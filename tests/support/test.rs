@@ -18,6 +18,7 @@ pub struct Test {
     args: Vec<String>,
     env: Vec<(String, String)>,
     kubeconfig: Option<PathBuf>,
+    own_set: bool,
 }
 
 impl Default for Test {
@@ -34,6 +35,7 @@ impl Test {
             args: Vec::new(),
             env: Vec::new(),
             kubeconfig: None,
+            own_set: false,
         }
     }
 
@@ -73,26 +75,45 @@ impl Test {
         self
     }
 
+    /// Runs in an ApplySet of this test's own (`--instance`, see
+    /// [`own_instance`]): tests that run the same file name (`p.rhai`) on a
+    /// shared sandbox at once must not wait for each other's Lease.
+    pub fn own_set(mut self) -> Test {
+        self.own_set = true;
+        self
+    }
+
     /// The test's working directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 
     pub fn run(self) -> Output {
+        let mut args = self.args.clone();
+        if self.own_set {
+            args.extend(["--instance".to_string(), own_instance()]);
+        }
         let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-run"));
-        command.current_dir(self.dir.path()).args(&self.args).env_remove("KUBECONFIG");
+        command.current_dir(self.dir.path()).args(&args).env_remove("KUBECONFIG");
         if let Some(kubeconfig) = &self.kubeconfig {
             command.env("KUBECONFIG", kubeconfig);
         }
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         let output = command.output().expect("run mesh-run");
         Output {
-            args: self.args,
+            args,
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
+}
+
+/// An `--instance` name per test (libtest names each test's thread after
+/// it): one run at a time per ApplySet, and tests on a shared sandbox run at once.
+pub fn own_instance() -> String {
+    let name = std::thread::current().name().unwrap_or("test").to_string();
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
 }
 
 /// What one run printed; assertions chain and show everything on failure.

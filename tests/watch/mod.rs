@@ -11,6 +11,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use serde_json::Value;
@@ -64,7 +65,7 @@ impl Watching {
     fn start(dir: &Path, sandbox: &SandboxHandle, playbook: &str) -> Watching {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-run"))
             .current_dir(dir)
-            .args(["watch", playbook, "--output", "json"])
+            .args(["watch", playbook, "--output", "json", "--instance", &support::own_instance()])
             .env("KUBECONFIG", sandbox.kubeconfig())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -302,6 +303,12 @@ async fn an_edit_during_a_long_wait_cancels_it_and_reruns_at_once() {
     let mut watch = Watching::start(test.dir(), sandbox, "main.rhai");
     watch.until("progress");
     configmap_becomes(sandbox, ns, "value", "one").await;
+    // Each run holds the set's Lease while it waits.
+    let leases: Api<Lease> = Api::namespaced(sandbox.client("control-plane").await, "mesh-run");
+    let set = mesh_run::applyset::id::parent_name("main", Some(&support::own_instance()));
+    let held = leases.get(&set).await.expect("the run's Lease");
+    let holder = held.spec.as_ref().and_then(|s| s.holder_identity.clone()).unwrap_or_default();
+    assert!(holder.contains(&format!("/{}/", watch.child.id())), "{holder}");
 
     let saved = Instant::now();
     edit(&main, "\"one\"", "\"two\"");
@@ -314,11 +321,15 @@ async fn an_edit_during_a_long_wait_cancels_it_and_reruns_at_once() {
     assert!(rerun_after < Duration::from_secs(2), "rerun {rerun_after:?} after the save");
     watch.until("progress");
     configmap_becomes(sandbox, ns, "value", "two").await;
+    // The cancelled run released its Lease; the rerun took a new one.
+    let again = leases.get(&set).await.expect("the rerun's Lease");
+    assert_ne!(again.metadata.uid, held.metadata.uid, "released and taken again per rerun");
 
-    // Ctrl-C in the middle of the rerun's wait.
+    // Ctrl-C in the middle of the rerun's wait: the Lease goes with it.
     let (code, took) = watch.interrupt();
     assert_eq!(code, Some(130));
     assert!(took < Duration::from_secs(1), "Ctrl-C took {took:?}");
+    assert!(leases.get_opt(&set).await.unwrap().is_none(), "released on Ctrl-C");
 }
 
 #[test]

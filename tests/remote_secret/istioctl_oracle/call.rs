@@ -106,6 +106,7 @@ pub(super) fn run_playbook(sandbox: &SandboxHandle, call: &Call) -> Output {
         .kubeconfig(sandbox.kubeconfig())
         .playbook("p.rhai", &playbook)
         .args(["run", "p.rhai"])
+        .own_set()
         .run()
 }
 

@@ -209,7 +209,11 @@ pub async fn acquire(client: &ClusterClient, claim: &Claim<'_>) -> Result<Value>
         };
         match res.status {
             s if s.is_success() => return Ok(res.body),
-            _ if parent::namespace_missing(&res) => parent::create_namespace(client).await?,
+            _ if parent::namespace_missing(&res) => {
+                // A fresh cluster: nothing to read in a namespace just made.
+                parent::create_namespace(client).await?;
+                continue;
+            }
             // Created or changed by someone else meanwhile (409), or deleted (404): read, decide again.
             StatusCode::CONFLICT | StatusCode::NOT_FOUND => {}
             _ => return Err(client.api_error(&res, &what(claim.name), if found.is_some() { "update" } else { "create" })),

@@ -1,7 +1,7 @@
 //! add-data-plane.rhai and remove-data-plane.rhai on a mesh of one control
 //! plane and two data planes: a third joins, the second leaves, and istiod's
 //! view and the survivors are checked each time. The third joins on a
-//! network of its own (DATA_PLANE_NETWORK).
+//! network of its own (DATA_PLANE_NETWORK), with east-west gateways.
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::Api;
@@ -46,6 +46,7 @@ async fn a_data_plane_joins_and_another_leaves_while_the_rest_stay_synced() {
         ("CTX_DATA_PLANE_CLUSTER", "dp3"),
         ("DATA_PLANE_CLUSTER_NAME", "cluster3"),
         ("DATA_PLANE_NETWORK", "network2"),
+        ("CTX_CONFIG_CLUSTER", "dp1"),
     ];
     let dp3 = sandbox.client("dp3").await;
     run(sandbox, "add-data-plane.rhai", &add, &["--dry-run"]).status(0);
@@ -64,6 +65,10 @@ async fn a_data_plane_joins_and_another_leaves_while_the_rest_stay_synced() {
         "the mesh's version, read from the control plane"
     );
     assert_eq!(remote["spec"]["values"]["global"]["network"], "network2", "DATA_PLANE_NETWORK");
+    // A new network: east-west gateways on it and on the config cluster's, both known to istiod.
+    let gateways = rendered::istiod_debug(sandbox.dir(), "cp", "external-istiod", "/debug/networkz");
+    let networks: Vec<&str> = gateways.as_array().into_iter().flatten().filter_map(|g| g["Network"].as_str()).collect();
+    assert!(networks.contains(&"network1") && networks.contains(&"network2"), "{gateways}");
     rendered::assert_data_plane(&dp3, &mesh("cluster3", reader)).await;
     rendered::assert_istiod_leads(sandbox.dir(), "cp", &dp3, &mesh("cluster3", reader)).await;
     assert_remote_secret(

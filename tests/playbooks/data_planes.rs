@@ -67,7 +67,12 @@ async fn a_data_plane_joins_and_another_leaves_while_the_rest_stay_synced() {
     assert_eq!(remote["spec"]["values"]["global"]["network"], "network2", "DATA_PLANE_NETWORK");
     // A new network: east-west gateways on it and on the config cluster's, both known to istiod.
     let gateways = rendered::istiod_debug(sandbox.dir(), "cp", "external-istiod", "/debug/networkz");
-    let networks: Vec<&str> = gateways.as_array().into_iter().flatten().filter_map(|g| g["Network"].as_str()).collect();
+    let networks: Vec<&str> = gateways
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["Network"].as_str())
+        .collect();
     assert!(networks.contains(&"network1") && networks.contains(&"network2"), "{gateways}");
     rendered::assert_data_plane(&dp3, &mesh("cluster3", reader)).await;
     rendered::assert_istiod_leads(sandbox.dir(), "cp", &dp3, &mesh("cluster3", reader)).await;

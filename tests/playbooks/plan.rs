@@ -102,12 +102,23 @@ async fn plans_on_empty_clusters_list_what_the_runs_create_and_a_dropped_data_pl
     plan_then_run(sandbox, "teardown.rhai", &teardown, "deleted");
 
     let two = [("CTX_CONTROL_PLANE_CLUSTER", "cp"), ("CTX_DATA_PLANE_CLUSTERS", "dp1,dp2")];
-    plan_then_run(sandbox, "external-multi-dataplane.rhai", &two, "created");
+    // On two networks: the plan also lists the east-west gateways and the cross-network Gateway.
+    let two_networks = [&two[..], &[("DATA_PLANE_NETWORKS", "network1,network2")]].concat();
+    let created = plan_then_run(sandbox, "external-multi-dataplane.rhai", &two_networks, "created");
+    let made = objects(&created, "created", false);
+    for expected in [
+        "dp1 Service external-istiod/istio-eastwestgateway",
+        "dp2 Deployment external-istiod/istio-eastwestgateway",
+        "dp1 Gateway external-istiod/cross-network-gateway",
+    ] {
+        assert!(made.contains(expected), "{expected}: {made:#?}");
+    }
     let dp2 = sandbox.client("dp2").await;
     assert_eq!(sail_names(&dp2, "IstioCNI", "istiocnis").await, vec!["default"]);
 
     // Drop dp2 from the list: its remote Istio, CNI, namespaces and account go,
-    // and its secret on the control plane; nothing of dp1 or the rest of cp.
+    // and its secret on the control plane; of dp1 only the east-west gateway
+    // (one network left); nothing else of dp1 or cp.
     let one = [("CTX_CONTROL_PLANE_CLUSTER", "cp"), ("CTX_DATA_PLANE_CLUSTERS", "dp1")];
     let plan = run(sandbox, "external-multi-dataplane.rhai", &one, &["--dry-run", "--output", "json"]);
     plan.status(0);
@@ -122,11 +133,14 @@ async fn plans_on_empty_clusters_list_what_the_runs_create_and_a_dropped_data_pl
         "dp2 Namespace external-istiod",
         "dp2 Namespace istio-cni",
         "dp2 ServiceAccount external-istiod/istio-reader-service-account",
+        "dp1 Service external-istiod/istio-eastwestgateway",
+        "dp1 Gateway external-istiod/cross-network-gateway",
     ] {
         assert!(gone.contains(expected), "{expected} not pruned: {gone:#?}");
     }
     assert!(
-        gone.iter().all(|o| o.starts_with("dp2 ") || o.contains("cluster2")),
+        gone.iter()
+            .all(|o| o.starts_with("dp2 ") || o.contains("cluster2") || o.contains("eastwestgateway") || o.contains("cross-network")),
         "pruned more: {gone:#?}"
     );
     assert!(sail_names(&dp2, "Istio", "istios").await.is_empty());

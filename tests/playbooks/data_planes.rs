@@ -1,7 +1,8 @@
 //! add-data-plane.rhai and remove-data-plane.rhai on a mesh of one control
 //! plane and two data planes: a third joins, the second leaves, and istiod's
 //! view and the survivors are checked each time. The third joins on a
-//! network of its own (DATA_PLANE_NETWORK), with east-west gateways.
+//! network of its own (DATA_PLANE_NETWORK), with east-west gateways, which
+//! go when the last data plane on that network leaves.
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::Api;
@@ -134,4 +135,30 @@ async fn a_data_plane_joins_and_another_leaves_while_the_rest_stay_synced() {
     run(sandbox, "remove-data-plane.rhai", &remove, &[])
         .status(0)
         .stdout_lacks("deleted");
+
+    // The last data plane on network2 leaves: the config cluster's east-west gateway and the
+    // cross-network Gateway go with it (CTX_CONFIG_CLUSTER), and istiod lists no gateway.
+    let last = [
+        ("CTX_CONTROL_PLANE_CLUSTER", "cp"),
+        ("CTX_DATA_PLANE_CLUSTER", "dp3"),
+        ("DATA_PLANE_CLUSTER_NAME", "cluster3"),
+        ("CTX_DATA_PLANE_CLUSTERS", "dp1"),
+        ("CTX_CONFIG_CLUSTER", "dp1"),
+    ];
+    run(sandbox, "remove-data-plane.rhai", &last, &[])
+        .status(0)
+        .stdout_contains("Service external-istiod/istio-eastwestgateway")
+        .stdout_contains("Gateway external-istiod/cross-network-gateway");
+    let services = Api::<k8s_openapi::api::core::v1::Service>::namespaced(dp1.clone(), "external-istiod");
+    assert!(services.get_opt("istio-eastwestgateway").await.unwrap().is_none());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let gateways = rendered::istiod_debug(sandbox.dir(), "cp", "external-istiod", "/debug/networkz");
+        if gateways.as_array().is_some_and(|g| g.is_empty()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "istiod still lists gateways: {gateways}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(ready(&sail_object(&dp1, "Istio", "istios", "external-istiod").await), "True");
 }
